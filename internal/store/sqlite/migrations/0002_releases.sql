@@ -1,0 +1,1 @@
+-- Releases, artifacts, assignments, their status history and report gaps.

@@ -1,0 +1,1 @@
+-- Telemetry: raw points and hourly roll-ups.
