@@ -30,7 +30,7 @@ import (
 // Sentinel errors; match with errors.Is. The API layers map them to HTTP codes.
 var (
 	ErrNotFound       = errors.New("not found")
-	ErrConflict       = errors.New("conflict")        // unique key taken, or state forbids the change
+	ErrConflict       = errors.New("conflict")         // unique key taken, or state forbids the change
 	ErrPendingLimit   = errors.New("too many pending") // pending enrollments capped
 	ErrImmutable      = errors.New("release is published and immutable")
 	ErrSchemaTooNew   = errors.New("database schema is newer than this binary")
