@@ -15,7 +15,8 @@
 //     parser restricts to [A-Za-z0-9_.-].
 //   - Version comparisons use semver precedence: in Go through
 //     semver.Compare, in SQL through the devices.version_key column, which
-//     must hold semver.Key of the device's version, or '' when it has none.
+//     must hold semver.Key of the device's version, or the empty string when
+//     it has none (or a version that is not semantic).
 //   - A comparison on a missing attribute or an absent version is false
 //     whatever the operator (including != and not in); "not" is plain
 //     boolean negation. The SQL keeps this two-valued despite NULLs.
