@@ -36,6 +36,13 @@ func DecodeSignature(header string) ([]byte, error) {
 		return nil, fmt.Errorf("%w: signature header longer than %d characters", ErrBadSignature, maxSignatureHeaderLen)
 	}
 	s = strings.TrimRight(s, "=")
+	// Checked here because the base64 decoder silently skips CR and LF.
+	for i := 0; i < len(s); i++ {
+		b := s[i]
+		if !('a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9' || b == '+' || b == '/' || b == '-' || b == '_') {
+			return nil, fmt.Errorf("%w: signature is not base64", ErrBadSignature)
+		}
+	}
 	if strings.ContainsAny(s, "+/") && strings.ContainsAny(s, "-_") {
 		return nil, fmt.Errorf("%w: signature mixes standard and url-safe base64", ErrBadSignature)
 	}

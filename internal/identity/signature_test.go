@@ -51,6 +51,7 @@ func TestDecodeSignature(t *testing.T) {
 		{"not base64", "sig!", nil, ErrBadSignature},
 		{"mixed alphabets", "+_8=", nil, ErrBadSignature},
 		{"inner space", "+/8 A", nil, ErrBadSignature},
+		{"inner newline", "+/8\r\nA", nil, ErrBadSignature},
 		{"nonzero trailing bits", "+/9", nil, ErrBadSignature},
 		{"only padding", "==", nil, ErrBadSignature},
 		{"too long", strings.Repeat("A", maxSignatureHeaderLen+4), nil, ErrBadSignature},

@@ -208,6 +208,13 @@ func (is *Issuer) Verify(token string) (Claims, error) {
 	if len(token) > maxTokenLen || !strings.HasPrefix(token, TokenPrefix) {
 		return Claims{}, ErrTokenInvalid
 	}
+	// The base64 decoder skips CR and LF; refusing every character outside
+	// the token alphabet keeps each genuine token's text unique.
+	for i := 0; i < len(token); i++ {
+		if !isTokenChar(token[i]) {
+			return Claims{}, ErrTokenInvalid
+		}
+	}
 	lastDot := strings.LastIndexByte(token, '.')
 	if lastDot < len(TokenPrefix) {
 		return Claims{}, ErrTokenInvalid
@@ -248,6 +255,10 @@ func (is *Issuer) Verify(token string) (Claims, error) {
 		return c, ErrTokenExpired
 	}
 	return c, nil
+}
+
+func isTokenChar(b byte) bool {
+	return 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9' || b == '-' || b == '_' || b == '.'
 }
 
 func tokenMAC(secret []byte, signed string) []byte {

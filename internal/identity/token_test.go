@@ -173,6 +173,8 @@ func TestVerifyRefusesMalformedTokens(t *testing.T) {
 		"other prefix":       "udt2" + tok[4:],
 		"bearer jwt":         "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln",
 		"padded mac":         tok + "=",
+		"inner newline":      tok[:20] + "\r\n" + tok[20:],
+		"inner space":        tok[:20] + " " + tok[20:],
 		"empty mac":          strings.Join(parts[:3], ".") + ".",
 		"unknown key":        strings.Replace(tok, ".k2.", ".k9.", 1),
 		"too long":           tok + strings.Repeat("A", maxTokenLen),
