@@ -41,8 +41,9 @@ import (
 )
 
 // Errors returned by Verify, wrapped with detail. Handlers answer all of them
-// with the same 403 (or 410 for ErrExpired, which tells the device to ask for
-// a fresh URL); the detail is for logs only.
+// with 403, as S3 does for presigned URLs, so devices see the same thing
+// whichever store serves them; a device that gets 403 asks for a fresh URL
+// at its next check-in. The detail is for logs only.
 var (
 	// ErrMalformed means a parameter is missing, repeated or badly formed.
 	ErrMalformed = errors.New("malformed signed url")
