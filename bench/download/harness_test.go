@@ -24,6 +24,7 @@ import (
 	"github.com/updraft/updraft/internal/clock"
 	"github.com/updraft/updraft/internal/download"
 	"github.com/updraft/updraft/internal/signedurl"
+	"github.com/updraft/updraft/internal/testenv"
 )
 
 // fixture is one artifact served by both servers.
@@ -66,22 +67,17 @@ func newFixture(tb testing.TB, size int64) *fixture {
 	return f
 }
 
-// requireNginx returns the nginx binary, or skips the caller.
+// requireNginx returns the nginx binary, or skips the caller (fails it
+// with UPDRAFT_REQUIRE_SERVICES=1).
 func requireNginx(tb testing.TB) string {
 	tb.Helper()
-	bin, err := exec.LookPath("nginx")
-	if err != nil {
-		// Debian installs it in /usr/sbin, which is not on every PATH.
+	// Debian installs nginx in /usr/sbin, which is not on every PATH.
+	if _, err := exec.LookPath("nginx"); err != nil {
 		if _, serr := os.Stat("/usr/sbin/nginx"); serr == nil {
 			return "/usr/sbin/nginx"
 		}
-		msg := "nginx is not installed (run scripts/install-nginx.sh); skipping the nginx comparison"
-		if os.Getenv("UPDRAFT_REQUIRE_SERVICES") == "1" {
-			tb.Fatal(msg + ", but UPDRAFT_REQUIRE_SERVICES=1")
-		}
-		tb.Skip(msg)
 	}
-	return bin
+	return testenv.Command(tb, "nginx", "run scripts/install-nginx.sh; the download benchmark compares against it")
 }
 
 // newClient returns the keep-alive client used against both servers.
