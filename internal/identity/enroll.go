@@ -166,3 +166,21 @@ func NewNonce() (string, error) {
 	}
 	return base64.RawURLEncoding.EncodeToString(b[:]), nil
 }
+
+// ValidateTimeZone applies the enrollment's time-zone rule to a zone a
+// device reports later (for example at check-in): an IANA name known to
+// the tz database, not "Local", not a path. The error is a
+// *ValidationError for field "time_zone".
+func ValidateTimeZone(name string) error {
+	if name == "" {
+		return invalid("time_zone", "required")
+	}
+	return checkTimeZone("time_zone", name)
+}
+
+// ValidateAttributes applies the enrollment's attribute rules to attributes
+// a device reports later. The error is a *ValidationError whose Field
+// starts with "attributes".
+func ValidateAttributes(attrs map[string]string) error {
+	return checkAttributes("attributes", attrs)
+}

@@ -364,3 +364,34 @@ func TestSignedRequestsAreNotInterchangeable(t *testing.T) {
 		t.Errorf("enrollment decoded as renewal: %v", err)
 	}
 }
+
+func TestValidateReportedFields(t *testing.T) {
+	t.Parallel()
+	tz := map[string]bool{
+		"Europe/Berlin": true, "UTC": true, "Asia/Kolkata": true,
+		"": false, "Local": false, "Europe/Atlantis": false, "/etc/localtime": false, "Europe//Berlin": false, "Europe/Berlin ": false,
+	}
+	for name, ok := range tz {
+		err := ValidateTimeZone(name)
+		var ve *ValidationError
+		if ok != (err == nil) || (!ok && (!errors.As(err, &ve) || ve.Field != "time_zone")) {
+			t.Errorf("ValidateTimeZone(%q) = %v, want ok=%v", name, err, ok)
+		}
+	}
+	attrs := []struct {
+		a     map[string]string
+		field string
+	}{
+		{nil, ""},
+		{map[string]string{"fw.build": "2025-06-01 #42"}, ""},
+		{map[string]string{"bad key": "x"}, "attributes"},
+		{map[string]string{"k": "line\nbreak"}, "attributes.k"},
+	}
+	for _, tc := range attrs {
+		err := ValidateAttributes(tc.a)
+		var ve *ValidationError
+		if (tc.field == "" && err != nil) || (tc.field != "" && (!errors.As(err, &ve) || ve.Field != tc.field)) {
+			t.Errorf("ValidateAttributes(%v) = %v, want field %q", tc.a, err, tc.field)
+		}
+	}
+}
