@@ -47,6 +47,11 @@ func ParseCertificatePEM(data []byte) (*Certificate, error) {
 	if !bytes.HasPrefix(trimmed, []byte("-----BEGIN ")) {
 		return nil, fmt.Errorf("%w: not a pem block", ErrMalformedCertificate)
 	}
+	// pem.Decode skips a malformed block and returns a later one; demand
+	// that the text holds exactly one.
+	if bytes.Count(trimmed, []byte("-----BEGIN ")) != 1 {
+		return nil, fmt.Errorf("%w: want exactly one pem block", ErrMalformedCertificate)
+	}
 	block, rest := pem.Decode(trimmed)
 	if block == nil {
 		return nil, fmt.Errorf("%w: not a pem block", ErrMalformedCertificate)

@@ -74,6 +74,11 @@ func ParsePublicKeyPEM(data []byte) (*PublicKey, error) {
 	if !bytes.HasPrefix(trimmed, []byte("-----BEGIN ")) {
 		return nil, fmt.Errorf("%w: not a pem block", ErrMalformedKey)
 	}
+	// pem.Decode skips a malformed block and returns a later one; demand
+	// that the text holds exactly one.
+	if bytes.Count(trimmed, []byte("-----BEGIN ")) != 1 {
+		return nil, fmt.Errorf("%w: want exactly one pem block", ErrMalformedKey)
+	}
 	block, rest := pem.Decode(trimmed)
 	if block == nil {
 		return nil, fmt.Errorf("%w: not a pem block", ErrMalformedKey)
