@@ -196,7 +196,12 @@ func (a *API) serveRoute(rt Route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
 		err := a.serve(w, r, rt)
-		if err != nil {
+		var fe *filterError
+		switch {
+		case err == nil:
+		case errors.As(err, &fe):
+			writeFilterError(w, fe)
+		default:
 			apierror.Write(w, r, a.log, err)
 		}
 	})
