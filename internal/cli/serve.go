@@ -1,0 +1,219 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/updraft/updraft/internal/server"
+)
+
+// serveSetting is one server setting: a flag, its environment variable and
+// its key in the optional config file. Precedence: flag, environment, file,
+// default.
+type serveSetting struct {
+	name, env, def, usage string
+	value                 *string
+}
+
+type serveOptions struct {
+	config                             string
+	dataDir, addr, database, publicURL string
+	tlsCert, tlsKey, maxArtifact       string
+	logLevel, logFormat                string
+}
+
+func (o *serveOptions) settings() []serveSetting {
+	return []serveSetting{
+		{"data-dir", "UPDRAFT_DATA_DIR", "updraft-data", "data `directory` (SQLite database, artifacts, first-start credentials)", &o.dataDir},
+		{"addr", "UPDRAFT_ADDR", "127.0.0.1:8080", "listen `address`", &o.addr},
+		{"database", "UPDRAFT_DATABASE", "", "PostgreSQL `URL` (postgres://…); empty: SQLite in the data directory", &o.database},
+		{"public-url", "UPDRAFT_PUBLIC_URL", "", "absolute base `URL` handed out in links (default: from --addr)", &o.publicURL},
+		{"tls-cert", "UPDRAFT_TLS_CERT", "", "TLS certificate `file` (PEM); reloaded on SIGHUP", &o.tlsCert},
+		{"tls-key", "UPDRAFT_TLS_KEY", "", "TLS private key `file` (PEM)", &o.tlsKey},
+		{"max-artifact-size", "UPDRAFT_MAX_ARTIFACT_SIZE", "4GiB", "largest artifact upload (`size`, e.g. 512MiB, 4GiB)", &o.maxArtifact},
+		{"log-level", "UPDRAFT_LOG_LEVEL", "info", "log `level`: debug, info, warn or error", &o.logLevel},
+		{"log-format", "UPDRAFT_LOG_FORMAT", "text", "log `format`: text or json", &o.logFormat},
+	}
+}
+
+// resolve fills every setting that was not given as a flag from the
+// environment, then the config file, then its default.
+func (o *serveOptions) resolve(e *Env, setFlags map[string]bool) error {
+	file := map[string]string{}
+	cfgPath := o.config
+	if cfgPath == "" {
+		cfgPath = e.Getenv("UPDRAFT_CONFIG")
+	}
+	if cfgPath != "" {
+		b, err := os.ReadFile(cfgPath)
+		if err != nil {
+			return fmt.Errorf("read config file: %w", err)
+		}
+		if file, err = parseServeConfig(b, o.settings()); err != nil {
+			return fmt.Errorf("config file %s: %w", cfgPath, err)
+		}
+	}
+	for _, s := range o.settings() {
+		switch {
+		case setFlags[s.name]:
+		case e.Getenv(s.env) != "":
+			*s.value = e.Getenv(s.env)
+		case file[s.name] != "":
+			*s.value = file[s.name]
+		default:
+			*s.value = s.def
+		}
+	}
+	return nil
+}
+
+// parseServeConfig reads a YAML mapping of setting names to scalar values,
+// refusing unknown keys.
+func parseServeConfig(b []byte, settings []serveSetting) (map[string]string, error) {
+	known := map[string]bool{}
+	for _, s := range settings {
+		known[s.name] = true
+	}
+	raw := map[string]any{}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	if err := dec.Decode(&raw); err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	out := map[string]string{}
+	for k, v := range raw {
+		if !known[k] {
+			return nil, fmt.Errorf("unknown key %q", k)
+		}
+		switch v := v.(type) {
+		case string:
+			out[k] = v
+		case int, int64, float64, bool:
+			out[k] = fmt.Sprint(v)
+		default:
+			return nil, fmt.Errorf("key %q: want a plain value", k)
+		}
+	}
+	return out, nil
+}
+
+// parseSize reads sizes such as 4GiB, 512MiB, 100MB or a byte count.
+func parseSize(s string) (int64, error) {
+	t := strings.TrimSpace(s)
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		m      int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"B", 1}} {
+		if strings.HasSuffix(t, u.suffix) {
+			t, mult = strings.TrimSpace(strings.TrimSuffix(t, u.suffix)), u.m
+			break
+		}
+	}
+	n, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || n <= 0 || n > (1<<62)/mult {
+		return 0, fmt.Errorf("size %q: want a positive number with an optional unit (KiB, MiB, GiB, …)", s)
+	}
+	return n * mult, nil
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, usageErrorf("invalid log level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, usageErrorf("invalid log format %q: want text or json", format)
+}
+
+func serveCommand() *command {
+	o := &serveOptions{}
+	var fset *flag.FlagSet
+	return &command{
+		name:  "serve",
+		short: "run the Updraft server",
+		help: `Runs the server with embedded defaults: an SQLite database and the artifacts
+in the data directory, HTTP on 127.0.0.1:8080. --database postgres://… switches
+to PostgreSQL; --tls-cert and --tls-key switch to HTTPS (send SIGHUP to reload
+them). Settings come from flags, then UPDRAFT_* environment variables, then the
+YAML file named by --config (keys are the flag names), then defaults.
+
+On first start the server creates the admin user and an admin API token,
+prints both once and writes them to initial-admin.txt (mode 0600) in the data
+directory. SIGINT or SIGTERM shut the server down gracefully.`,
+		flags: func(fs *flag.FlagSet) {
+			fset = fs
+			fs.StringVar(&o.config, "config", "", "optional YAML config `file` (env UPDRAFT_CONFIG)")
+			for _, s := range o.settings() {
+				fs.StringVar(s.value, s.name, "", s.usage+" (env "+s.env+")")
+			}
+		},
+		run: func(ctx context.Context, e *Env, args []string) error {
+			set := map[string]bool{}
+			fset.Visit(func(f *flag.Flag) { set[f.Name] = true })
+			if err := o.resolve(e, set); err != nil {
+				return err
+			}
+			maxSize, err := parseSize(o.maxArtifact)
+			if err != nil {
+				return usageErrorf("--max-artifact-size: %v", err)
+			}
+			log, err := newLogger(e.Stderr, o.logLevel, o.logFormat)
+			if err != nil {
+				return err
+			}
+			attrs := []any{}
+			for _, s := range o.settings() {
+				v := *s.value
+				if s.name == "database" && v != "" {
+					v = "(set)"
+				}
+				attrs = append(attrs, strings.ReplaceAll(s.name, "-", "_"), v)
+			}
+			log.Debug("effective configuration", attrs...)
+			srv, err := server.New(ctx, server.Config{
+				DataDir: o.dataDir, Addr: o.addr, Database: o.database,
+				TLSCert: o.tlsCert, TLSKey: o.tlsKey, PublicURL: o.publicURL,
+				MaxArtifactSize: maxSize, Clock: e.Clock, Logger: log, Out: e.Stdout,
+			})
+			if err != nil {
+				return err
+			}
+			defer srv.Close()
+			if err := srv.Listen(); err != nil {
+				return err
+			}
+			fmt.Fprintf(e.Stdout, "Updraft is serving on %s (public URL %s). Press Ctrl-C to stop.\n", srv.Addr(), srv.PublicURL())
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
+			go func() {
+				for range hup {
+					if err := srv.ReloadTLS(); err != nil {
+						log.Error("reload TLS certificate", "err", err)
+					} else {
+						log.Info("reloaded TLS certificate")
+					}
+				}
+			}()
+			return srv.Serve(ctx)
+		},
+	}
+}

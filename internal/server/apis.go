@@ -1,0 +1,105 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/updraft/updraft/internal/deviceapi"
+	"github.com/updraft/updraft/internal/identity"
+	"github.com/updraft/updraft/internal/mgmtapi"
+	"github.com/updraft/updraft/internal/signedurl"
+)
+
+// Names of the server secrets kept in the store, shared by every replica.
+const (
+	secretDeviceTokenKey = "device-token-key-1"
+	secretDownloadURLKey = "download-url-key-1"
+)
+
+// apis holds the device and management APIs of one server.
+type apis struct {
+	device     *deviceapi.API
+	mgmt       *mgmtapi.API
+	deviceMux  *http.ServeMux
+	mgmtMux    *http.ServeMux
+	deviceBase string
+	mgmtBase   string
+}
+
+func newAPIs(ctx context.Context, s *Server) (*apis, error) {
+	gen := func() ([]byte, error) { return randomKey(32) }
+	tokSecret, err := s.store.Secret(ctx, secretDeviceTokenKey, gen)
+	if err != nil {
+		return nil, fmt.Errorf("device token key: %w", err)
+	}
+	urlSecret, err := s.store.Secret(ctx, secretDownloadURLKey, gen)
+	if err != nil {
+		return nil, fmt.Errorf("download URL key: %w", err)
+	}
+	tokens := &identity.Issuer{
+		Keys:  identity.TokenKeys{Current: identity.TokenKey{ID: "k1", Secret: tokSecret}},
+		Clock: s.cfg.Clock,
+	}
+	if err := tokens.Keys.Validate(); err != nil {
+		return nil, fmt.Errorf("device token key: %w", err)
+	}
+	urls, err := signedurl.NewSigner(s.cfg.Clock, signedurl.Key{ID: "k1", Secret: urlSecret})
+	if err != nil {
+		return nil, fmt.Errorf("download URL signer: %w", err)
+	}
+	dev, err := deviceapi.New(deviceapi.Config{
+		Store:     s.store,
+		Blobs:     s.blobs,
+		Tokens:    tokens,
+		URLs:      urls,
+		Clock:     s.cfg.Clock,
+		Logger:    s.log.With("component", "deviceapi"),
+		PublicURL: s.cfg.PublicURL,
+		Metrics:   s.reg,
+	})
+	if err != nil {
+		return nil, err
+	}
+	mgmt, err := mgmtapi.New(mgmtapi.Config{
+		Store:           s.store,
+		Blobs:           s.blobs,
+		Clock:           s.cfg.Clock,
+		Logger:          s.log.With("component", "mgmtapi"),
+		Notifier:        dev.Hub(),
+		MaxArtifactSize: s.cfg.MaxArtifactSize,
+	})
+	if err != nil {
+		return nil, err
+	}
+	a := &apis{device: dev, mgmt: mgmt, deviceBase: "/api/device/v1/", mgmtBase: "/api/v1/"}
+	a.deviceMux, _ = dev.Handler().(*http.ServeMux)
+	a.mgmtMux, _ = mgmt.Handler().(*http.ServeMux)
+	return a, nil
+}
+
+func (a *apis) mount(mux *http.ServeMux) {
+	mux.Handle(a.deviceBase, a.device.Handler())
+	mux.Handle(a.mgmtBase, a.mgmt.Handler())
+}
+
+// pattern names the API route a request matches, for metrics labels.
+func (a *apis) pattern(r *http.Request) string {
+	var m *http.ServeMux
+	switch {
+	case strings.HasPrefix(r.URL.Path, a.deviceBase):
+		m = a.deviceMux
+	case strings.HasPrefix(r.URL.Path, a.mgmtBase):
+		m = a.mgmtMux
+	}
+	if m == nil {
+		return ""
+	}
+	_, p := m.Handler(r)
+	return p
+}
+
+func (a *apis) start(ctx context.Context) error { return a.device.Start(ctx) }
+
+func (a *apis) stop() { a.device.Stop() }

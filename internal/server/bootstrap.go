@@ -1,0 +1,80 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+
+	"github.com/updraft/updraft/internal/atomicfile"
+	"github.com/updraft/updraft/internal/auth"
+	"github.com/updraft/updraft/internal/store"
+)
+
+// InitialAdminFile is the name, in the data directory, of the file that
+// holds the first admin's one-time password and API token (mode 0600).
+const InitialAdminFile = "initial-admin.txt"
+
+// InitialAdmin is what the first start creates.
+type InitialAdmin struct {
+	User     string
+	Password string // one-time: must be changed at first sign-in
+	Token    string // admin API token
+	File     string // where both were written
+}
+
+// bootstrap creates the first admin user and an admin API token when the
+// database has no users, prints them once and writes them 0600 into the data
+// directory. Later starts do nothing. The token is not tied to the user, so
+// it works before the one-time password has been changed.
+func (s *Server) bootstrap(ctx context.Context) error {
+	n, err := s.store.CountUsers(ctx, store.DefaultTenant)
+	if err != nil {
+		return fmt.Errorf("first start: count users: %w", err)
+	}
+	if n > 0 {
+		return nil
+	}
+	now := s.cfg.Clock.Now()
+	pw, err := auth.GenerateOneTimePassword()
+	if err != nil {
+		return fmt.Errorf("first start: %w", err)
+	}
+	hash, err := auth.HashPassword(pw, auth.DefaultArgon2Params())
+	if err != nil {
+		return fmt.Errorf("first start: %w", err)
+	}
+	tok, err := auth.GenerateAPIToken()
+	if err != nil {
+		return fmt.Errorf("first start: %w", err)
+	}
+	ia := InitialAdmin{User: "admin", Password: pw, Token: tok.Token, File: filepath.Join(s.cfg.DataDir, InitialAdminFile)}
+	content := fmt.Sprintf("# Updraft first-start credentials. Change the password at first sign-in,\n"+
+		"# then delete this file.\nuser=%s\npassword=%s\napi_token=%s\n", ia.User, ia.Password, ia.Token)
+	// Write the file before the database so that a crash in between leaves
+	// a retry (no users yet) rather than an admin nobody knows the password of.
+	if err := atomicfile.WriteFile(ia.File, []byte(content), 0o600); err != nil {
+		return fmt.Errorf("first start: %w", err)
+	}
+	if _, err := s.store.CreateUser(ctx, store.User{
+		TenantID: store.DefaultTenant, Name: ia.User, Role: store.RoleAdmin,
+		PasswordHash: hash, MustChangePassword: true,
+	}, store.System, now); err != nil {
+		return fmt.Errorf("first start: create admin: %w", err)
+	}
+	if _, err := s.store.CreateAPIToken(ctx, store.APIToken{
+		TenantID: store.DefaultTenant, ID: tok.ID, Name: "initial-admin",
+		Role: store.RoleAdmin, SecretHash: tok.SecretHash,
+	}, store.System, now); err != nil {
+		return fmt.Errorf("first start: create admin token: %w", err)
+	}
+	fmt.Fprintf(s.cfg.Out, "\nUpdraft first start: created the admin user. These are shown once and saved in %s (mode 0600).\n"+
+		"  user:      %s\n  password:  %s   (one-time; you must change it at first sign-in)\n  api token: %s\n\n"+
+		"  export UPDRAFT_SERVER=%s UPDRAFT_TOKEN=%s\n\n", ia.File, ia.User, ia.Password, ia.Token, s.cfg.PublicURL, ia.Token)
+	s.log.Info("first start: created admin user and API token", "user", ia.User, "credentials_file", ia.File)
+	s.initial = &ia
+	return nil
+}
+
+// Initial returns the credentials created at this start, or nil when the
+// database already had users.
+func (s *Server) Initial() *InitialAdmin { return s.initial }

@@ -1,0 +1,348 @@
+// Package server assembles one Updraft server process: it opens the store
+// (SQLite in the data directory by default, PostgreSQL when given a URL),
+// applies migrations, opens the blob store, creates the first admin on first
+// start, and serves the device API, the management API, health endpoints
+// and Prometheus metrics on one listener, over HTTPS when given a
+// certificate.
+//
+// A Server owns everything it opens; Close releases it. The server never
+// reads the wall clock itself: Config.Clock drives tokens, URLs and loops.
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/updraft/updraft/internal/apierror"
+	"github.com/updraft/updraft/internal/blob"
+	"github.com/updraft/updraft/internal/clock"
+	"github.com/updraft/updraft/internal/store"
+	"github.com/updraft/updraft/internal/store/postgres"
+	"github.com/updraft/updraft/internal/store/sqlite"
+	"github.com/updraft/updraft/internal/store/sqlstore"
+)
+
+// Config configures a server. The zero value plus a DataDir is a working
+// single-machine installation.
+type Config struct {
+	// DataDir holds the SQLite database, the artifacts and the first-start
+	// credentials. Default ./updraft-data.
+	DataDir string
+	// Addr is the listen address. Default 127.0.0.1:8080.
+	Addr string
+	// Database is empty for SQLite in DataDir, or a postgres:// URL.
+	Database string
+	// TLSCert and TLSKey enable HTTPS; both or neither.
+	TLSCert, TLSKey string
+	// PublicURL is the absolute base URL devices and clients reach the
+	// server at; default derived from Addr and TLS.
+	PublicURL string
+	// MaxArtifactSize caps one artifact upload. Default 4 GiB.
+	MaxArtifactSize int64
+	Clock           clock.Clock
+	Logger          *slog.Logger
+	// Out receives the one-time first-start credentials. Default os.Stdout.
+	Out io.Writer
+}
+
+// DefaultMaxArtifactSize is the default upload limit.
+const DefaultMaxArtifactSize = 4 << 30
+
+func (c *Config) setDefaults() error {
+	if c.DataDir == "" {
+		c.DataDir = "updraft-data"
+	}
+	if c.Addr == "" {
+		c.Addr = "127.0.0.1:8080"
+	}
+	if c.MaxArtifactSize <= 0 {
+		c.MaxArtifactSize = DefaultMaxArtifactSize
+	}
+	if c.Clock == nil {
+		c.Clock = clock.Real{}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Out == nil {
+		c.Out = os.Stdout
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return errors.New("--tls-cert and --tls-key go together")
+	}
+	if c.Database != "" && !strings.HasPrefix(c.Database, "postgres://") && !strings.HasPrefix(c.Database, "postgresql://") {
+		return fmt.Errorf("--database %q: want a postgres:// URL (leave it empty for SQLite in the data directory)", redactURL(c.Database))
+	}
+	if c.PublicURL == "" {
+		scheme := "http"
+		if c.TLSCert != "" {
+			scheme = "https"
+		}
+		c.PublicURL = scheme + "://" + c.Addr
+	}
+	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
+	if !strings.HasPrefix(c.PublicURL, "http://") && !strings.HasPrefix(c.PublicURL, "https://") {
+		return fmt.Errorf("--public-url %q: want an absolute http:// or https:// URL", c.PublicURL)
+	}
+	return nil
+}
+
+// Server is one running Updraft server.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	store   *sqlstore.Store
+	blobs   blob.Store
+	reg     *prometheus.Registry
+	certs   *certReloader
+	handler http.Handler
+	apis    *apis
+	initial *InitialAdmin
+
+	ready    atomic.Bool
+	listener net.Listener
+	http     *http.Server
+}
+
+// OpenStore opens the configured database without migrating it.
+func OpenStore(ctx context.Context, cfg Config) (*sqlstore.Store, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	if cfg.Database != "" {
+		return postgres.Open(ctx, cfg.Database, cfg.Logger)
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	return sqlite.Open(filepath.Join(cfg.DataDir, "updraft.db"), cfg.Logger)
+}
+
+// New opens and migrates the store, prepares every component and creates
+// the first admin on a fresh database. It does not listen yet.
+func New(ctx context.Context, cfg Config) (*Server, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, reg: prometheus.NewRegistry()}
+	st, err := OpenStore(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	s.store = st
+	ok := false
+	defer func() {
+		if !ok {
+			s.Close()
+		}
+	}()
+	if _, err := st.Migrate(ctx, sqlstore.MigrateOptions{Now: cfg.Clock.Now()}); err != nil {
+		return nil, fmt.Errorf("migrate database: %w", err)
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	s.blobs, err = blob.NewDisk(filepath.Join(cfg.DataDir, "artifacts"), cfg.Clock)
+	if err != nil {
+		return nil, fmt.Errorf("open artifact store: %w", err)
+	}
+	if cfg.TLSCert != "" {
+		if s.certs, err = newCertReloader(cfg.TLSCert, cfg.TLSKey); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.bootstrap(ctx); err != nil {
+		return nil, err
+	}
+	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s.reg.MustRegister(newDeviceStateCollector(st, cfg.Clock))
+	if s.apis, err = newAPIs(ctx, s); err != nil {
+		return nil, err
+	}
+	s.handler = s.routes()
+	ok = true
+	return s, nil
+}
+
+// Store returns the server's store (for in-process tools and tests).
+func (s *Server) Store() store.Store { return s.store }
+
+// Handler returns the server's complete HTTP handler.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// PublicURL returns the base URL the server hands out in links.
+func (s *Server) PublicURL() string { return s.cfg.PublicURL }
+
+func (s *Server) routes() http.Handler {
+	m := newHTTPMetrics(s.reg, s.cfg.Clock)
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		apierror.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", s.readyz)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg}))
+	s.apis.mount(mux)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		apierror.Write(w, r, s.log, apierror.NotFound("no such endpoint: %s %s", r.Method, r.URL.Path))
+	})
+	return m.wrap(mux, func(r *http.Request) string {
+		if p := s.apis.pattern(r); p != "" {
+			return p
+		}
+		_, p := mux.Handler(r)
+		if p == "" || p == "/" {
+			return "other"
+		}
+		return p
+	})
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	checks := map[string]string{}
+	status := http.StatusOK
+	if !s.ready.Load() {
+		checks["server"] = "starting or shutting down"
+		status = http.StatusServiceUnavailable
+	}
+	if err := s.store.Ping(ctx); err != nil {
+		s.log.Warn("readiness: database unreachable", "err", err)
+		checks["database"] = "unreachable"
+		status = http.StatusServiceUnavailable
+	} else {
+		checks["database"] = "ok"
+	}
+	apierror.WriteJSON(w, status, map[string]any{"ready": status == http.StatusOK, "checks": checks})
+}
+
+// Listen binds the listen address; Addr reports the bound address
+// (useful with port 0).
+func (s *Server) Listen() error {
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", s.cfg.Addr, err)
+	}
+	s.listener = ln
+	return nil
+}
+
+// Addr is the bound listen address, or the configured one before Listen.
+func (s *Server) Addr() string {
+	if s.listener != nil {
+		return s.listener.Addr().String()
+	}
+	return s.cfg.Addr
+}
+
+// Serve serves until ctx is done, then shuts down gracefully: it stops
+// accepting, lets in-flight requests finish (up to 30 s), flushes background
+// work and closes the store.
+func (s *Server) Serve(ctx context.Context) error {
+	if s.listener == nil {
+		if err := s.Listen(); err != nil {
+			return err
+		}
+	}
+	s.http = &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       5 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	ln := s.listener
+	if s.certs != nil {
+		s.http.TLSConfig = s.certs.tlsConfig()
+	}
+	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopBG()
+	if err := s.apis.start(bg); err != nil {
+		return err
+	}
+	errc := make(chan error, 1)
+	go func() {
+		var err error
+		if s.certs != nil {
+			err = s.http.ServeTLS(ln, "", "")
+		} else {
+			err = s.http.Serve(ln)
+		}
+		errc <- err
+	}()
+	s.ready.Store(true)
+	s.log.Info("serving", "addr", ln.Addr().String(), "public_url", s.cfg.PublicURL, "tls", s.certs != nil, "data_dir", s.cfg.DataDir, "database", s.databaseName())
+	select {
+	case err := <-errc:
+		s.ready.Store(false)
+		s.apis.stop()
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	s.ready.Store(false)
+	s.log.Info("shutting down")
+	shutCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := s.http.Shutdown(shutCtx)
+	s.apis.stop()
+	if err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}
+
+// ReloadTLS re-reads the certificate and key (on SIGHUP).
+func (s *Server) ReloadTLS() error {
+	if s.certs == nil {
+		return errors.New("TLS is not enabled")
+	}
+	return s.certs.Reload()
+}
+
+// Close releases the store.
+func (s *Server) Close() error {
+	if s.store != nil {
+		return s.store.Close()
+	}
+	return nil
+}
+
+func (s *Server) databaseName() string {
+	if s.cfg.Database != "" {
+		return redactURL(s.cfg.Database)
+	}
+	return "sqlite:" + filepath.Join(s.cfg.DataDir, "updraft.db")
+}
+
+func redactURL(u string) string {
+	if i := strings.Index(u, "@"); i > 0 {
+		if j := strings.Index(u, "://"); j > 0 && j < i {
+			return u[:j+3] + "…@" + u[i+1:]
+		}
+	}
+	return u
+}
+
+func randomKey(n int) ([]byte, error) {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
