@@ -27,8 +27,8 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("Parse(%q).String() = %q", s, v.String())
 		}
 		k := Key(v)
-		if !printableASCII(k) {
-			t.Fatalf("Key(%q) = %q is not printable ASCII", s, k)
+		if !printableASCII(k) || len(k) > MaxKeyLength {
+			t.Fatalf("Key(%q) = %q is not printable ASCII or longer than %d bytes", s, k, MaxKeyLength)
 		}
 		if Compare(v, v) != 0 {
 			t.Fatalf("Compare(%q, itself) != 0", s)

@@ -27,7 +27,7 @@ const numWidth = 20
 
 // Key returns a printable-ASCII string whose byte-wise order equals the
 // precedence order of Compare: Compare(a, b) == strings.Compare(Key(a), Key(b)).
-// Keys are at most a few hundred bytes (bounded by MaxLength).
+// Keys are at most MaxKeyLength bytes; a typical release key is 63 bytes.
 func Key(v Version) string {
 	var b strings.Builder
 	b.Grow(3*numWidth + 3 + len(v.Prerelease)*2 + 8)

@@ -23,8 +23,14 @@ import (
 	"unicode/utf8"
 )
 
-// MaxLength is the longest version string Parse accepts, in bytes.
-const MaxLength = 256
+// MaxLength is the longest version string Parse accepts, in bytes. It keeps
+// Key short enough for any database index (see MaxKeyLength).
+const MaxLength = 128
+
+// MaxKeyLength is the longest string Key returns: "0.0.0-0.0.….0" at
+// MaxLength bytes has 61 numeric pre-release identifiers of 21 key bytes
+// each after the 63-byte core and separator.
+const MaxKeyLength = 3*numWidth + 3 + (MaxLength-6+1)/2*(numWidth+1)
 
 // Version is a parsed semantic version. The zero value is 0.0.0.
 //

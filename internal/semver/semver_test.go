@@ -82,7 +82,7 @@ func TestParseInvalid(t *testing.T) {
 		{"1.2.3-ä", `version "1.2.3-ä" has an invalid pre-release: identifier "ä" has character 'ä' (want [0-9A-Za-z-])`},
 		{"+1.2.3", `version "+1.2.3" ` + notSemver},
 		{"-1.2.3", `version "-1.2.3" ` + notSemver},
-		{"1.2.3-" + strings.Repeat("a", MaxLength), `version "1.2.3-` + strings.Repeat("a", 58) + `..." is longer than 256 bytes`},
+		{"1.2.3-" + strings.Repeat("a", MaxLength), `version "1.2.3-` + strings.Repeat("a", 58) + `..." is longer than 128 bytes`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
@@ -292,4 +292,23 @@ func printableASCII(s string) bool {
 		}
 	}
 	return true
+}
+
+func TestMaxKeyLength(t *testing.T) {
+	t.Parallel()
+	if MaxKeyLength != 1344 {
+		t.Errorf("MaxKeyLength = %d, want 1344", MaxKeyLength)
+	}
+	// The longest key comes from the most single-digit numeric identifiers.
+	worst := "0.0.0-0" + strings.Repeat(".0", (MaxLength-7)/2)
+	v, err := Parse(worst)
+	if err != nil {
+		t.Fatalf("Parse(%d-byte %q): %v", len(worst), worst, err)
+	}
+	if n := len(Key(v)); n != MaxKeyLength {
+		t.Errorf("Key of the worst case is %d bytes, want MaxKeyLength %d", n, MaxKeyLength)
+	}
+	if _, err := Parse(worst + ".0"); err == nil {
+		t.Errorf("a version longer than MaxLength parsed")
+	}
 }
