@@ -355,7 +355,7 @@ func (a *API) Stop() {
 	a.cancel()
 	a.wg.Wait()
 	// The loops are gone; write what they would have written next.
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), flushTimeout)
 	defer cancel()
 	a.flushLastSeen(ctx)
 }

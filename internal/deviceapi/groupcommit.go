@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/updraft/updraft/internal/apierror"
@@ -30,6 +31,7 @@ type committer struct {
 	done    chan struct{} // closed when the loop has ended
 	mu      sync.Mutex
 	running bool
+	waiting atomic.Int64 // submissions queued, not yet answered
 }
 
 type submission struct {
@@ -90,6 +92,8 @@ func (c *committer) submit(ctx context.Context, dr store.DeviceReports) ([]store
 	s := &submission{reports: dr, res: make(chan commitResult, 1)}
 	select {
 	case c.in <- s:
+		c.waiting.Add(1)
+		defer c.waiting.Add(-1)
 	case <-c.quit:
 		return nil, errUnavailable
 	case <-ctx.Done():

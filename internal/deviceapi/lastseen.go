@@ -50,6 +50,10 @@ func (a *API) flushLastSeen(ctx context.Context) {
 	}
 }
 
+// flushTimeout bounds one flush (real time: it guards against a hung
+// database).
+const flushTimeout = 30 * time.Second
+
 // flushLoop flushes last-seen times every LastSeenFlush until ctx ends.
 func (a *API) flushLoop(ctx context.Context) {
 	for {
@@ -60,6 +64,10 @@ func (a *API) flushLoop(ctx context.Context) {
 			return
 		case <-t.C():
 		}
-		a.flushLastSeen(ctx)
+		// A flush that has taken the times finishes even if Stop cancels
+		// ctx meanwhile; otherwise those times would be lost.
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), flushTimeout)
+		a.flushLastSeen(fctx)
+		cancel()
 	}
 }

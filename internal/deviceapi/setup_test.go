@@ -492,3 +492,5 @@ func metricValue(t testing.TB, e *env, sample string) float64 {
 	}
 	return 0
 }
+
+func jsonBody(t testing.TB, v any) io.Reader { return bytes.NewReader(mustJSON(t, v)) }
