@@ -50,7 +50,7 @@ func (e *env) fixture() fixture {
 	return fx
 }
 
-func newPublicKeyPEM(t *testing.T) string {
+func newPublicKeyPEM(t testing.TB) string {
 	t.Helper()
 	pub, _, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {

@@ -13,7 +13,7 @@ import (
 	"github.com/updraft/updraft/internal/testenv"
 )
 
-func openPostgres(t *testing.T) *sqlstore.Store {
+func openPostgres(t testing.TB) *sqlstore.Store {
 	t.Helper()
 	dsn := testenv.Postgres(t)
 	st, err := postgres.Open(context.Background(), dsn, slog.New(slog.DiscardHandler))

@@ -41,7 +41,7 @@ var testArgon2 = auth.Argon2Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16,
 // env is one API over a real store and blob store, served by httptest,
 // with a client that validates every response against the OpenAPI document.
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	api   *API
 	st    *sqlstore.Store
 	blobs *blob.Disk
@@ -59,10 +59,10 @@ type env struct {
 
 type envOptions struct {
 	maxArtifactSize int64
-	openStore       func(t *testing.T) *sqlstore.Store
+	openStore       func(t testing.TB) *sqlstore.Store
 }
 
-func openSQLite(t *testing.T) *sqlstore.Store {
+func openSQLite(t testing.TB) *sqlstore.Store {
 	t.Helper()
 	st, err := sqlite.Open(filepath.Join(t.TempDir(), "updraft.db"), slog.New(slog.DiscardHandler))
 	if err != nil {
@@ -71,9 +71,9 @@ func openSQLite(t *testing.T) *sqlstore.Store {
 	return st
 }
 
-func newEnv(t *testing.T) *env { return newEnvWith(t, envOptions{}) }
+func newEnv(t testing.TB) *env { return newEnvWith(t, envOptions{}) }
 
-func newEnvWith(t *testing.T, o envOptions) *env {
+func newEnvWith(t testing.TB, o envOptions) *env {
 	t.Helper()
 	if o.openStore == nil {
 		o.openStore = openSQLite
@@ -152,7 +152,7 @@ func (e *env) mintToken(role store.Role, userID string, expires *time.Time) stri
 	return tok.text
 }
 
-func loadDoc(t *testing.T) *openapi3.T {
+func loadDoc(t testing.TB) *openapi3.T {
 	t.Helper()
 	doc, err := openapi3.NewLoader().LoadFromData([]byte(openAPIDoc))
 	if err != nil {
@@ -171,14 +171,14 @@ type resp struct {
 	body   []byte
 }
 
-func (r resp) decode(t *testing.T, v any) {
+func (r resp) decode(t testing.TB, v any) {
 	t.Helper()
 	if err := json.Unmarshal(r.body, v); err != nil {
 		t.Fatalf("decode %s: %v", r.body, err)
 	}
 }
 
-func (r resp) errorCode(t *testing.T) string {
+func (r resp) errorCode(t testing.TB) string {
 	t.Helper()
 	var b struct {
 		Error struct {
