@@ -553,8 +553,9 @@ func testCredentials(h Harness) func(*testing.T) {
 		d, _ := regAccepted(t, s, "SN-1", T0)
 		tokenHash := strings.Repeat("ef", 32)
 		tok := store.Credential{TenantID: store.DefaultTenant, DeviceID: d.ID, Kind: store.CredToken, Fingerprint: tokenHash}
-		c, err := s.AddCredential(ctx, tok, Admin, T0)
-		if err != nil || c.ID == "" || c.State != store.CredActive || !c.CreatedAt.Equal(T0) {
+		added := T0.Add(time.Second)
+		c, err := s.AddCredential(ctx, tok, Admin, added)
+		if err != nil || c.ID == "" || c.State != store.CredActive || !c.CreatedAt.Equal(added) {
 			t.Fatalf("AddCredential = %+v, %v", c, err)
 		}
 		if got, gc, err := s.DeviceByCredential(ctx, store.DefaultTenant, store.CredToken, tokenHash); err != nil || got.ID != d.ID || gc.ID != c.ID || !gc.CreatedAt.Equal(c.CreatedAt) {
