@@ -18,7 +18,7 @@ import (
 	"github.com/updraft/updraft/internal/store"
 )
 
-// Device lifecycle (docs/devices.md has the diagram):
+// Device lifecycle:
 //
 //	pending  ──accept──► accepted ──reject──► rejected ──accept──► accepted
 //	pending  ──reject──► rejected

@@ -438,7 +438,7 @@ func (s *Store) transition(ctx context.Context, tenant, id string, to store.Devi
 			details["revoked_credentials"] = n
 		}
 		if bump {
-			canceled, err := cancelActiveAssignment(ctx, t, tenant, id, "device "+string(to), now)
+			canceled, err := cancelActiveAssignment(ctx, t, tenant, id, "device "+string(to), by, now)
 			if err != nil {
 				return err
 			}
@@ -459,10 +459,10 @@ func (s *Store) transition(ctx context.Context, tenant, id string, to store.Devi
 }
 
 // cancelActiveAssignment cancels the device's active assignment, if any,
-// and returns its id.
-func cancelActiveAssignment(ctx context.Context, t *txn, tenant, deviceID, reason string, now time.Time) (string, error) {
-	var aid string
-	err := t.queryRow(ctx, `SELECT id FROM assignments WHERE tenant_id = ? AND device_id = ? AND active = 1`, tenant, deviceID).Scan(&aid)
+// audits that as CancelAssignment does, and returns its id.
+func cancelActiveAssignment(ctx context.Context, t *txn, tenant, deviceID, reason string, by store.Actor, now time.Time) (string, error) {
+	var aid, state string
+	err := t.queryRow(ctx, `SELECT id, state FROM assignments WHERE tenant_id = ? AND device_id = ? AND active = 1`, tenant, deviceID).Scan(&aid, &state)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", nil
 	}
@@ -470,8 +470,10 @@ func cancelActiveAssignment(ctx context.Context, t *txn, tenant, deviceID, reaso
 		return "", fmt.Errorf("find active assignment: %w", err)
 	}
 	if _, err := t.exec(ctx, `UPDATE assignments SET state = 'canceled', active = 0, reason = ?, updated_at = ?
-		WHERE tenant_id = ? AND device_id = ? AND active = 1`, reason, micros(now), tenant, deviceID); err != nil {
+		WHERE tenant_id = ? AND id = ?`, reason, micros(now), tenant, aid); err != nil {
 		return "", fmt.Errorf("cancel active assignment: %w", err)
 	}
-	return aid, nil
+	return aid, t.audit(ctx, tenant, by, "assignment.cancel", "assignment", aid, map[string]any{
+		"device_id": deviceID, "state_was": state, "reason": reason,
+	}, now)
 }

@@ -453,6 +453,14 @@ func testDeviceTransitions(h Harness) func(*testing.T) {
 				if err != nil || got.State != tc.to || got.PendingExpiresAt != nil || !got.UpdatedAt.Equal(T0) {
 					t.Fatalf("%s: %+v, %v", name, got, err)
 				}
+				// Tokens stop working when the device loses its standing.
+				var bump int64
+				if tc.to == store.DeviceDecommissioned || tc.from == store.DeviceAccepted && tc.to == store.DeviceRejected {
+					bump = 1
+				}
+				if got.CredentialEpoch != d.CredentialEpoch+bump {
+					t.Fatalf("%s: credential epoch %d → %d, want +%d", name, d.CredentialEpoch, got.CredentialEpoch, bump)
+				}
 				entries := regAudits(t, s, action[tc.to])
 				if after.audit != before.audit+1 || entries[0].ObjectID != d.ID || entries[0].Actor != Admin {
 					t.Fatalf("%s: want one audit entry by %v on %s, got %+v", name, Admin, d.ID, entries[0])
@@ -532,6 +540,9 @@ func testDecommission(h Harness) func(*testing.T) {
 		}
 		if ca, err := s.Assignment(ctx, store.DefaultTenant, a.ID); err != nil || ca.State != store.AssignCanceled || ca.Active || ca.Reason == "" {
 			t.Fatalf("assignment after decommissioning = %+v, %v; want canceled with a reason", ca, err)
+		}
+		if e := regAudits(t, s, "assignment.cancel"); len(e) != 1 || e[0].ObjectID != a.ID || e[0].Actor != Admin {
+			t.Fatalf("assignment.cancel entries = %+v; want one for %s by %v", e, a.ID, Admin)
 		}
 		entries := regAudits(t, s, "device.decommission")
 		if len(entries) != 1 || !strings.Contains(string(entries[0].Details), a.ID) || !strings.Contains(string(entries[0].Details), `"revoked_credentials":2`) {
