@@ -108,8 +108,8 @@ func (s *Store) Migrate(ctx context.Context, opts MigrateOptions) (MigrationStat
 	if current > len(all) {
 		return st, fmt.Errorf("%w: database is at version %d, this binary knows %d", store.ErrSchemaTooNew, current, len(all))
 	}
-	for _, m := range all[current:target] {
-		st.Pending = append(st.Pending, m)
+	if target > current {
+		st.Pending = append(st.Pending, all[current:target]...)
 	}
 	if opts.DryRun {
 		return st, nil

@@ -77,7 +77,7 @@ CREATE INDEX device_group_members_device ON device_group_members (tenant_id, dev
 CREATE TABLE users (
     tenant_id            TEXT NOT NULL REFERENCES tenants(id),
     id                   TEXT NOT NULL,
-    name                 TEXT NOT NULL,
+    name                 TEXT COLLATE "C" NOT NULL,
     role                 TEXT NOT NULL,
     password_hash        TEXT NOT NULL,
     must_change_password BIGINT NOT NULL DEFAULT 0,
