@@ -59,15 +59,6 @@ func (a *API) checkDevice(ctx context.Context, c identity.Claims) (store.Device,
 	return d, nil
 }
 
-// authenticate is verifyToken followed by checkDevice.
-func (a *API) authenticate(r *http.Request) (store.Device, error) {
-	c, err := a.verifyToken(r)
-	if err != nil {
-		return store.Device{}, err
-	}
-	return a.checkDevice(r.Context(), c)
-}
-
 // notAccepted is the 403 for a device that may not use the API.
 func notAccepted(s store.DeviceState) error {
 	switch s {

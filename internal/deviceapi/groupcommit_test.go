@@ -129,7 +129,9 @@ func TestGroupCommitIsolatesDevices(t *testing.T) {
 		r response
 	}
 	results := make(chan result, 3)
-	send := func(d *device) { results <- result{d, d.report(wire.Report{AssignmentID: "a", Seq: 1, State: "downloading"})} }
+	send := func(d *device) {
+		results <- result{d, d.report(wire.Report{AssignmentID: "a", Seq: 1, State: "downloading"})}
+	}
 	go send(devs[0])
 	<-cs.holding
 	go send(devs[1])
