@@ -71,7 +71,7 @@ func (a *API) checkIn(w http.ResponseWriter, r *http.Request) (string, error) {
 	if wait > 0 {
 		wake, unsubscribe = a.hub.Subscribe(claims.Tenant, claims.DeviceID)
 	}
-	d, err := a.checkDevice(ctx, claims)
+	d, act, err := a.readCheckIn(ctx, claims)
 	if err != nil {
 		return "", err
 	}
@@ -79,7 +79,7 @@ func (a *API) checkIn(w http.ResponseWriter, r *http.Request) (string, error) {
 		return "", err
 	}
 	a.seen.touch(d.TenantID, d.ID, now)
-	resp, err := a.answer(ctx, d, req)
+	resp, err := a.answer(ctx, d, act, req)
 	if err != nil {
 		return "", err
 	}
@@ -123,11 +123,11 @@ func (a *API) longPoll(ctx context.Context, claims identity.Claims, req wire.Che
 		}
 		(*unsubscribe)()
 		wake, *unsubscribe = a.hub.Subscribe(claims.Tenant, claims.DeviceID)
-		d, err := a.checkDevice(ctx, claims)
+		d, act, err := a.readCheckIn(ctx, claims)
 		if err != nil {
 			return nil, err
 		}
-		next, err := a.answer(ctx, d, req)
+		next, err := a.answer(ctx, d, act, req)
 		if err != nil {
 			return nil, err
 		}
@@ -211,21 +211,35 @@ func reportChanges(d store.Device, r store.DeviceReport) bool {
 		(r.Attributes != nil && !maps.Equal(r.Attributes, d.Attributes))
 }
 
-// answer builds the check-in response for d: its active assignment (with a
-// signed download URL) and a cancel if the device works on an assignment
-// that is no longer active.
-func (a *API) answer(ctx context.Context, d store.Device, req wire.CheckInRequest) (*wire.CheckInResponse, error) {
-	resp := &wire.CheckInResponse{PollAfterSeconds: a.pollAfter()}
-	if a.limits.MaxLongPoll > 0 {
-		resp.LongPoll = wire.LongPoll{Supported: true, MaxWaitSeconds: int(a.limits.MaxLongPoll / time.Second)}
+// readCheckIn is everything a check-in reads: the token's device (checked
+// against the token, see checkDevice) and its active assignment, nil if
+// none. A check-in without pending work costs nothing else.
+func (a *API) readCheckIn(ctx context.Context, c identity.Claims) (store.Device, *store.Assignment, error) {
+	d, err := a.checkDevice(ctx, c)
+	if err != nil {
+		return store.Device{}, nil, err
 	}
 	act, err := a.store.ActiveAssignment(ctx, d.TenantID, d.ID)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
+		return d, nil, nil
 	case err != nil:
-		return nil, fmt.Errorf("read active assignment of %s: %w", d.ID, err)
-	default:
-		if resp.Assignment, err = a.describe(ctx, d, act); err != nil {
+		return store.Device{}, nil, fmt.Errorf("read active assignment of %s: %w", d.ID, err)
+	}
+	return d, &act, nil
+}
+
+// answer builds the check-in response for d: its active assignment act
+// (with a signed download URL) and a cancel if the device works on an
+// assignment that is no longer active.
+func (a *API) answer(ctx context.Context, d store.Device, act *store.Assignment, req wire.CheckInRequest) (*wire.CheckInResponse, error) {
+	resp := &wire.CheckInResponse{PollAfterSeconds: a.pollAfter()}
+	if a.limits.MaxLongPoll > 0 {
+		resp.LongPoll = wire.LongPoll{Supported: true, MaxWaitSeconds: int(a.limits.MaxLongPoll / time.Second)}
+	}
+	var err error
+	if act != nil {
+		if resp.Assignment, err = a.describe(ctx, d, *act); err != nil {
 			return nil, err
 		}
 	}
