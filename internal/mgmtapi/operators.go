@@ -180,21 +180,31 @@ func (a *API) createToken(w http.ResponseWriter, r *http.Request, c *caller) err
 		t := now.Add(d)
 		expires = &t
 	}
-	tok, err := newAPIToken()
-	if err != nil {
-		return err
-	}
-	rec, err := a.store.CreateAPIToken(r.Context(), store.APIToken{
-		TenantID:   c.tenant(),
-		ID:         tok.id,
-		Name:       req.Name,
-		UserID:     c.userID,
-		Role:       role,
-		SecretHash: tok.hash,
-		ExpiresAt:  expires,
-	}, c.actor, now)
-	if err != nil {
-		return fmt.Errorf("create api token %s: %w", req.Name, err)
+	// Token ids are short; on the rare collision the store refuses the id
+	// and a fresh token is drawn.
+	var (
+		tok apiToken
+		rec store.APIToken
+	)
+	for attempt := 0; ; attempt++ {
+		if tok, err = newAPIToken(); err != nil {
+			return err
+		}
+		rec, err = a.store.CreateAPIToken(r.Context(), store.APIToken{
+			TenantID:   c.tenant(),
+			ID:         tok.id,
+			Name:       req.Name,
+			UserID:     c.userID,
+			Role:       role,
+			SecretHash: tok.hash,
+			ExpiresAt:  expires,
+		}, c.actor, now)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, store.ErrConflict) || attempt == 2 {
+			return fmt.Errorf("create api token %s: %w", req.Name, err)
+		}
 	}
 	return created(w, newTokenBody{APIToken: rec, Token: tok.text})
 }
@@ -265,8 +275,8 @@ type auditVerifyBody struct {
 func (a *API) verifyAudit(w http.ResponseWriter, r *http.Request, c *caller) error {
 	n, err := a.store.VerifyAudit(r.Context(), c.tenant())
 	if err != nil {
-		if errors.Is(err, r.Context().Err()) && r.Context().Err() != nil {
-			return err
+		if r.Context().Err() != nil {
+			return err // the client went away; nothing to report
 		}
 		a.log.WarnContext(r.Context(), "audit chain verification failed", "tenant", c.tenant(), "checked", n, "err", err)
 		return ok(w, auditVerifyBody{OK: false, Checked: n, Problem: err.Error()})
