@@ -111,9 +111,12 @@ func ParseServerURL(s string) (*url.URL, error) {
 	if s == "" {
 		return nil, errors.New("server URL is empty")
 	}
+	if !strings.Contains(s, "://") {
+		return nil, fmt.Errorf("invalid server URL %q: scheme must be http or https, e.g. http://%s", s, s)
+	}
 	u, err := url.Parse(s)
 	if err != nil {
-		return nil, fmt.Errorf("invalid server URL %q: %w", s, err)
+		return nil, fmt.Errorf("invalid server URL %q: %w", s, errors.Unwrap(err))
 	}
 	switch {
 	case u.Scheme != "http" && u.Scheme != "https":

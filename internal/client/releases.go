@@ -128,7 +128,7 @@ func (c *Client) UploadArtifact(ctx context.Context, release string, u Upload) (
 	set("compression", u.Compression)
 	set("from_version", u.FromVersion)
 
-	body := &countingReader{r: io.LimitReader(u.Body, u.Size), size: u.Size, progress: u.Progress}
+	body := &countingReader{ctx: ctx, r: io.LimitReader(u.Body, u.Size), size: u.Size, progress: u.Progress}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPut, c.endpoint(q, api("releases", release, "artifacts")...), body)
 	if err != nil {
 		return out, fmt.Errorf("build request: %w", err)
@@ -143,6 +143,9 @@ func (c *Client) UploadArtifact(ctx context.Context, release string, u Upload) (
 		req.Header.Set("X-Updraft-SHA256", u.SHA256)
 	}
 	if err := c.do(req, &out); err != nil {
+		if cerr := ctx.Err(); cerr != nil {
+			return out, cerr
+		}
 		// A failure of our own reader surfaces from the transport as a
 		// network error; name the real cause.
 		if rerr := body.failure(); rerr != nil {
@@ -159,6 +162,7 @@ func (c *Client) UploadArtifact(ctx context.Context, release string, u Upload) (
 // countingReader reports how many bytes have been read through it and
 // remembers why reading stopped early, if it did.
 type countingReader struct {
+	ctx      context.Context // stops the upload between reads once done
 	r        io.Reader
 	size     int64
 	progress func(int64)
@@ -168,6 +172,9 @@ type countingReader struct {
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
 	n, err := c.r.Read(p)
 	total := c.n.Add(int64(n))
 	if n > 0 && c.progress != nil {
