@@ -22,6 +22,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"time"
 
 	"golang.org/x/term"
 
@@ -144,7 +145,7 @@ func (e *Env) dispatch(ctx context.Context, root *command, args []string) error 
 			return nil
 		}
 		e.cmd = root
-		return flagError(err)
+		return flagError(fs, err)
 	}
 	args = fs.Args()
 	cmd, path := root, "updraft"
@@ -217,7 +218,7 @@ func (e *Env) parse(cmd *command, args []string) ([]string, error) {
 			if errors.Is(err, flag.ErrHelp) {
 				return nil, errHelp
 			}
-			return nil, flagError(err)
+			return nil, flagError(fs, err)
 		}
 		rest := fs.Args()
 		consumed := len(args) - len(rest)
@@ -276,29 +277,53 @@ func usageErrorf(format string, args ...any) error {
 	return &usageError{msg: fmt.Sprintf(format, args...)}
 }
 
-// flagError rewords the flag package's messages to name the flag clearly.
-func flagError(err error) error {
+// flagError rewords the flag package's messages: flags are named as users
+// type them (--name, -o) and a bad value says what was expected.
+func flagError(fs *flag.FlagSet, err error) error {
 	msg := err.Error()
 	if name, ok := strings.CutPrefix(msg, "flag provided but not defined: "); ok {
-		return usageErrorf("unknown flag %s", name)
+		return usageErrorf("unknown flag %s", dashed(name))
 	}
 	if name, ok := strings.CutPrefix(msg, "flag needs an argument: "); ok {
-		return usageErrorf("flag %s needs a value", name)
+		return usageErrorf("flag %s needs a value", dashed(name))
 	}
-	// "invalid value "x" for flag -limit: parse error"
+	// invalid value "x" for flag -limit: parse error
 	if rest, ok := strings.CutPrefix(msg, "invalid value "); ok {
-		if i := strings.Index(rest, " for flag "); i >= 0 {
-			val, tail := rest[:i], rest[i+len(" for flag "):]
-			name, why, _ := strings.Cut(tail, ": ")
-			why = strings.TrimPrefix(why, "parse error")
-			why = strings.TrimPrefix(why, "strconv.ParseInt: parsing "+val+": ")
-			if why == "" {
-				why = "not a valid value"
-			}
-			return usageErrorf("invalid value %s for flag %s: %s", val, name, why)
+		if val, tail, ok := strings.Cut(rest, " for flag "); ok {
+			name, _, _ := strings.Cut(tail, ": ")
+			return usageErrorf("invalid value %s for flag %s: %s", val, dashed(name), expected(fs.Lookup(strings.TrimLeft(name, "-"))))
 		}
 	}
 	return &usageError{msg: msg}
+}
+
+// dashed writes a flag name as it is usually typed: -o, --server.
+func dashed(name string) string {
+	name = strings.TrimLeft(name, "-")
+	if len(name) == 1 {
+		return "-" + name
+	}
+	return "--" + name
+}
+
+// expected describes the values a flag accepts.
+func expected(f *flag.Flag) string {
+	if f == nil {
+		return "not a valid value"
+	}
+	g, ok := f.Value.(flag.Getter)
+	if !ok {
+		return "not a valid value"
+	}
+	switch g.Get().(type) {
+	case int, int64, uint, uint64:
+		return "want an integer"
+	case time.Duration:
+		return "want a duration such as 90m or 720h"
+	case bool:
+		return "want true or false"
+	}
+	return "not a valid value"
 }
 
 var errHelp = errors.New("help requested")

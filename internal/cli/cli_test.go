@@ -123,10 +123,10 @@ func TestOffline(t *testing.T) {
 		{"unknown command", []string{"frobnicate"}, nil, 2, nil, []string{`updraft: unknown command "frobnicate"`}},
 		{"unknown subcommand", []string{"device", "explode"}, nil, 2, nil, []string{`unknown command "device explode"`, "usage: updraft device <command>"}},
 		{"group without subcommand", []string{"release"}, nil, 2, nil, []string{"updraft release needs a subcommand"}},
-		{"unknown global flag", []string{"--bogus", "device", "list"}, nil, 2, nil, []string{"updraft: unknown flag -bogus"}},
-		{"unknown leaf flag", []string{"device", "list", "--bogus"}, withToken, 2, nil, []string{"unknown flag -bogus", "usage: updraft device list [flags]"}},
-		{"flag needs value", []string{"device", "list", "--state"}, withToken, 2, nil, []string{"flag -state needs a value"}},
-		{"bad int", []string{"device", "list", "--limit", "many"}, withToken, 2, nil, []string{`invalid value "many" for flag -limit`}},
+		{"unknown global flag", []string{"--bogus", "device", "list"}, nil, 2, nil, []string{"updraft: unknown flag --bogus"}},
+		{"unknown leaf flag", []string{"device", "list", "--bogus"}, withToken, 2, nil, []string{"unknown flag --bogus", "usage: updraft device list [flags]"}},
+		{"flag needs value", []string{"device", "list", "--state"}, withToken, 2, nil, []string{"flag --state needs a value"}},
+		{"bad int", []string{"device", "list", "--limit", "many"}, withToken, 2, nil, []string{`invalid value "many" for flag --limit: want an integer`}},
 		{"limit too large", []string{"device", "list", "--limit", "5000"}, withToken, 2, nil, []string{"invalid value 5000 for flag --limit: want 1 to 1000"}},
 		{"bad output", []string{"-o", "yaml", "device", "list"}, withToken, 2, nil, []string{`invalid value "yaml" for flag -o: want table or json`}},
 		{"bad state", []string{"device", "list", "--state", "sleepy"}, withToken, 2, nil, []string{`invalid value "sleepy" for flag --state`}},
@@ -146,7 +146,7 @@ func TestOffline(t *testing.T) {
 		{"upload missing file", []string{"release", "upload", "1.2.0", filepath.Join(t.TempDir(), "none.img"), "--device-type", "gw", "--hw-rev", "B", "--type", "raw-image"}, withToken, 1, nil, []string{"no such file"}},
 		{"token role required", []string{"token", "create", "ci"}, withToken, 2, nil, []string{"--role is required"}},
 		{"token bad role", []string{"token", "create", "ci", "--role", "god"}, withToken, 2, nil, []string{`invalid value "god" for flag --role`}},
-		{"token bad duration", []string{"token", "create", "ci", "--role", "viewer", "--expires", "soon"}, withToken, 2, nil, []string{`invalid value "soon" for flag -expires`}},
+		{"token bad duration", []string{"token", "create", "ci", "--role", "viewer", "--expires", "soon"}, withToken, 2, nil, []string{`invalid value "soon" for flag --expires: want a duration such as 90m or 720h`}},
 		{"token short duration", []string{"token", "create", "ci", "--role", "viewer", "--expires", "10s"}, withToken, 2, nil, []string{"at least 1m"}},
 		{"user bad role", []string{"user", "create", "bob", "--role", "root"}, withToken, 2, nil, []string{`invalid value "root" for flag --role`}},
 		{"no token", []string{"device", "list"}, map[string]string{"UPDRAFT_SERVER": dead}, 1, nil, []string{"updraft: no API token: pass --token or set UPDRAFT_TOKEN or UPDRAFT_TOKEN_FILE"}},
@@ -199,11 +199,12 @@ func TestRenderProgress(t *testing.T) {
 		elapsed  time.Duration
 		want     string
 	}{
-		{0, 10_000_000, 0, "upload   0% [........................] 0 B / 10.0 MB  -- MB/s  ETA --"},
+		{0, 10_000_000, 0, "upload   0% [........................] 0 B / 10.0 MB  --/s  ETA --"},
 		{5_000_000, 10_000_000, 2 * time.Second, "upload  50% [############............] 5.0 MB / 10.0 MB  2.5 MB/s  ETA 2s"},
 		{2_500_000, 10_000_000, time.Second, "upload  25% [######..................] 2.5 MB / 10.0 MB  2.5 MB/s  ETA 3s"},
 		{10_000_000, 10_000_000, 4 * time.Second, "upload 100% [########################] 10.0 MB / 10.0 MB  2.5 MB/s  ETA 0s"},
-		{0, 0, 0, "upload 100% [########################] 0 B / 0 B  -- MB/s  ETA 0s"},
+		{300_000, 10_000_000, 2 * time.Second, "upload   3% [........................] 300.0 kB / 10.0 MB  150.0 kB/s  ETA 1m5s"},
+		{0, 0, 0, "upload 100% [########################] 0 B / 0 B  --/s  ETA 0s"},
 	}
 	for _, tt := range tests {
 		if got := renderProgress("upload", tt.n, tt.total, tt.elapsed); got != tt.want {

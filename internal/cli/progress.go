@@ -18,6 +18,7 @@ type progress struct {
 
 	mu       sync.Mutex
 	lastDraw time.Time
+	lastN    int64 // bytes shown by the last draw
 	drawn    bool
 	finished bool
 }
@@ -62,7 +63,7 @@ func (p *progress) done(ok bool) {
 	if p.finished {
 		return
 	}
-	if ok {
+	if ok && (!p.drawn || p.lastN != p.total) {
 		p.draw(p.total, p.e.Clock.Now())
 	}
 	p.finished = true
@@ -72,13 +73,13 @@ func (p *progress) done(ok bool) {
 }
 
 func (p *progress) draw(n int64, now time.Time) {
-	p.lastDraw, p.drawn = now, true
+	p.lastDraw, p.lastN, p.drawn = now, n, true
 	fmt.Fprintf(p.e.Stderr, "\r%s\x1b[K", renderProgress(p.label, n, p.total, now.Sub(p.start)))
 }
 
 // renderProgress formats one state of the bar, e.g.
 //
-//	upload  42% [##########..............]  12.3 MB / 29.0 MB  5.1 MB/s  ETA 3s
+//	upload  42% [##########..............] 12.3 MB / 29.0 MB  5.1 MB/s  ETA 3s
 func renderProgress(label string, n, total int64, elapsed time.Duration) string {
 	frac := 1.0
 	if total > 0 {
@@ -86,10 +87,10 @@ func renderProgress(label string, n, total int64, elapsed time.Duration) string 
 	}
 	filled := int(frac * barWidth)
 	bar := strings.Repeat("#", filled) + strings.Repeat(".", barWidth-filled)
-	rate, eta := "-- MB/s", "--"
+	rate, eta := "--/s", "--"
 	if secs := elapsed.Seconds(); secs >= 0.001 && n > 0 {
 		bps := float64(n) / secs
-		rate = fmt.Sprintf("%.1f MB/s", bps/1e6)
+		rate = fmtBytes(int64(bps)) + "/s"
 		left := time.Duration(float64(total-n) / bps * float64(time.Second))
 		eta = left.Round(time.Second).String()
 	}

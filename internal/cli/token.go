@@ -71,7 +71,11 @@ manager or a file for UPDRAFT_TOKEN_FILE.`,
 			if e.json() {
 				return e.printJSON(t)
 			}
-			fmt.Fprintf(e.Stderr, "created %s token %s (id %s), expires %s; it is shown only now:\n", t.Role, t.Name, t.ID, fmtTimePtr(t.ExpiresAt))
+			expiry := "does not expire"
+			if t.ExpiresAt != nil {
+				expiry = "expires " + fmtTime(*t.ExpiresAt)
+			}
+			fmt.Fprintf(e.Stderr, "created %s token %s (id %s), %s; it is shown only now:\n", t.Role, t.Name, t.ID, expiry)
 			fmt.Fprintln(e.Stdout, t.Token)
 			return nil
 		},
