@@ -141,7 +141,7 @@ Otherwise they are lines of stdin: the current password first (with
 --current), then the new one:
 
   printf '%s\n' "$NEW_PASSWORD" | updraft user passwd alice
-  printf '%s\n%s\n' "$OLD" "$NEW" | updraft user passwd --current admin`,
+  printf '%s\n%s\n' "$OLD" "$NEW" | updraft user passwd --current alice`,
 		api: true,
 		flags: func(fs *flag.FlagSet) {
 			fs.BoolVar(&current, "current", false, "change your own password: read the current one first")
