@@ -3,9 +3,11 @@
 //
 //	{"error": {"code": "not_found", "message": "device 42 not found"}}
 //
-// with a stable machine-readable code. Internal errors are logged with
-// their full text and answered with a generic message: internal error text
-// never reaches devices or browsers.
+// with a stable machine-readable code, and optionally more fields inside
+// "error" that locate the problem (Error.Details, e.g. "line" and "column"
+// of a bad filter). Internal errors are logged with their full text and
+// answered with a generic message: internal error text never reaches
+// devices or browsers.
 package apierror
 
 import (
@@ -28,7 +30,11 @@ type Error struct {
 	Message string
 	// RetryAfter, when positive, is sent as the Retry-After header (seconds).
 	RetryAfter int
-	Err        error // optional cause, logged but never sent
+	// Details are extra fields of the "error" object, next to code and
+	// message (which they cannot replace). Like Message they are sent to
+	// the client, so they must hold only client-safe values.
+	Details map[string]any
+	Err     error // optional cause, logged but never sent
 }
 
 func (e *Error) Error() string {
@@ -66,7 +72,8 @@ func Conflict(format string, args ...any) *Error {
 	return New(http.StatusConflict, "conflict", format, args...)
 }
 
-// Body is the JSON shape of an error response.
+// Body is the JSON shape of an error response without Details; decoding a
+// response into it ignores any details.
 type Body struct {
 	Error struct {
 		Code    string `json:"code"`
@@ -118,10 +125,14 @@ func Write(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) 
 	if e.Status >= 500 && log != nil {
 		log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
-	var b Body
-	b.Error.Code = e.Code
-	b.Error.Message = e.Message
-	body, _ := json.Marshal(b)
+	body, err := encodeBody(e)
+	if err != nil {
+		// Only details can fail to encode; the error is still answered.
+		if log != nil {
+			log.ErrorContext(r.Context(), "error details not encodable; sent without them", "code", e.Code, "err", err)
+		}
+		body, _ = encodeBody(&Error{Code: e.Code, Message: e.Message})
+	}
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Content-Length", strconv.Itoa(len(body)+1))
@@ -131,6 +142,17 @@ func Write(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) 
 	}
 	w.WriteHeader(e.Status)
 	_, _ = w.Write(append(body, '\n'))
+}
+
+// encodeBody renders e's JSON body: code, message and its details.
+func encodeBody(e *Error) ([]byte, error) {
+	obj := make(map[string]any, len(e.Details)+2)
+	for k, v := range e.Details {
+		obj[k] = v
+	}
+	obj["code"] = e.Code
+	obj["message"] = e.Message
+	return json.Marshal(map[string]any{"error": obj})
 }
 
 // DecodeJSON reads a JSON request body of at most limit bytes into v,

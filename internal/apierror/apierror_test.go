@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -86,5 +87,44 @@ func TestDecodeJSON(t *testing.T) {
 			t.Errorf("body %q: err %v (%d %s), want %d %s", tt.body, err, e.Status, e.Code, tt.status, tt.code)
 		}
 	}
-	_ = http.StatusOK
+}
+
+func TestWriteDetails(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		details map[string]any
+		want    map[string]any // the whole "error" object
+	}{
+		{"none", nil, map[string]any{"code": "bad_filter", "message": "bad filter"}},
+		{"position", map[string]any{"line": 2, "column": 7},
+			map[string]any{"code": "bad_filter", "message": "bad filter", "line": 2.0, "column": 7.0}},
+		{"cannot replace code or message", map[string]any{"code": "ok", "message": "fine", "column": 1},
+			map[string]any{"code": "bad_filter", "message": "bad filter", "column": 1.0}},
+		{"unencodable details are dropped", map[string]any{"column": 1, "f": func() {}},
+			map[string]any{"code": "bad_filter", "message": "bad filter"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			rec := httptest.NewRecorder()
+			err := &apierror.Error{Status: http.StatusBadRequest, Code: "bad_filter", Message: "bad filter", Details: tt.details}
+			apierror.Write(rec, httptest.NewRequest("GET", "/", nil), nil, fmt.Errorf("list: %w", err))
+			if rec.Code != http.StatusBadRequest {
+				t.Fatalf("status %d, want 400", rec.Code)
+			}
+			var got struct {
+				Error map[string]any `json:"error"`
+			}
+			if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
+				t.Fatalf("body %q: %v", rec.Body.String(), err)
+			}
+			if !reflect.DeepEqual(got.Error, tt.want) {
+				t.Fatalf("error object = %v, want %v", got.Error, tt.want)
+			}
+			if cl := rec.Header().Get("Content-Length"); cl != fmt.Sprint(rec.Body.Len()) {
+				t.Fatalf("Content-Length %s for a %d-byte body", cl, rec.Body.Len())
+			}
+		})
+	}
 }

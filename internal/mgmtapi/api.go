@@ -195,13 +195,7 @@ func (a *API) routeTable() []Route {
 func (a *API) serveRoute(rt Route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
-		err := a.serve(w, r, rt)
-		var fe *filterError
-		switch {
-		case err == nil:
-		case errors.As(err, &fe):
-			writeFilterError(w, fe)
-		default:
+		if err := a.serve(w, r, rt); err != nil {
 			apierror.Write(w, r, a.log, err)
 		}
 	})

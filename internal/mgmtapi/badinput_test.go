@@ -169,7 +169,14 @@ func TestBadFilters(t *testing.T) {
 	for _, path := range []string{"/devices?q=", "/devices/count?q="} {
 		for _, c := range cases {
 			r := e.must(400, req{token: e.viewer, method: "GET", path: path + url.QueryEscape(c.q)})
-			var b filterErrorBody
+			var b struct {
+				Error struct {
+					Code    string `json:"code"`
+					Message string `json:"message"`
+					Line    int    `json:"line"`
+					Column  int    `json:"column"`
+				} `json:"error"`
+			}
 			r.decode(t, &b)
 			if b.Error.Code != "bad_filter" || b.Error.Line != c.line || b.Error.Column != c.column || b.Error.Message == "" {
 				t.Errorf("%s%q: %s, want bad_filter at %d:%d", path, c.q, r.body, c.line, c.column)

@@ -15,34 +15,6 @@ import (
 	"github.com/updraft/updraft/internal/store"
 )
 
-// filterError is a bad filter expression: a 400 whose body also says where
-// the problem is, so a client can point at it.
-type filterError struct {
-	param string
-	err   *filter.SyntaxError
-}
-
-func (e *filterError) Error() string { return e.param + ": " + e.err.Error() }
-
-// filterErrorBody extends the apierror body with the position.
-type filterErrorBody struct {
-	Error struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-		Column  int    `json:"column"`
-		Line    int    `json:"line"`
-	} `json:"error"`
-}
-
-func writeFilterError(w http.ResponseWriter, fe *filterError) {
-	var b filterErrorBody
-	b.Error.Code = "bad_filter"
-	b.Error.Message = fmt.Sprintf("bad filter in %q: %s", fe.param, fe.err.Error())
-	b.Error.Column = fe.err.Column
-	b.Error.Line = fe.err.Line
-	apierror.WriteJSON(w, http.StatusBadRequest, b)
-}
-
 // parseFilter parses the filter in query parameter name; empty means none.
 func parseFilter(r *http.Request, name string) (*filter.Expr, error) {
 	src := r.URL.Query().Get(name)
@@ -51,9 +23,12 @@ func parseFilter(r *http.Request, name string) (*filter.Expr, error) {
 	}
 	f, err := filter.Parse(src)
 	if err != nil {
+		// The position goes into the body too, so a client can point at it.
 		var se *filter.SyntaxError
 		if errors.As(err, &se) {
-			return nil, &filterError{param: name, err: se}
+			return nil, &apierror.Error{Status: http.StatusBadRequest, Code: "bad_filter",
+				Message: fmt.Sprintf("bad filter in %q: %s", name, se.Error()),
+				Details: map[string]any{"line": se.Line, "column": se.Column}, Err: err}
 		}
 		return nil, apierror.New(http.StatusBadRequest, "bad_filter", "bad filter in %q", name)
 	}
