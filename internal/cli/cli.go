@@ -3,7 +3,11 @@
 // its API (device, release, token, user, audit).
 //
 // Every command is an entry of one table (commands, below); a command group
-// lives in its own file and contributes a constructor to the table. Commands
+// lives in its own file and contributes a constructor to the table. To add a
+// command, write a constructor returning a *command in a new file and list
+// it once: in commands() for a top-level command or group (keys, campaign),
+// or in its group's subs (release sign). Main parses and checks flags and
+// positional arguments from the entry, so run only does the work. Commands
 // write only to the Env they are given, never to os.Stdout or os.Stderr, so
 // tests run them in-process. Main maps the outcome to an exit code: 0 for
 // success, 1 for a failure (an API error, an unreachable server), 2 for a
