@@ -19,7 +19,7 @@ import (
 // report fails the call with store.ErrInvalidRequest and stores nothing.
 // Validation needs no database, so callers that gather many devices'
 // requests into one group commit validate each request first
-// (ValidateStatusReport) and answer a bad one on its own.
+// (store.StatusReport.Validate) and answer a bad one on its own.
 //
 // The valid batch is written in ONE transaction. Devices are processed in
 // (tenant, device id) order, which is also the order their rows are locked
@@ -44,26 +44,6 @@ import (
 // Reports are not written to the audit log: they are device history, kept
 // append-only in assignment_events, and their volume would serialize every
 // group commit on the tenant's audit chain.
-
-// Limits on a status report. The API layer bounds request bodies; these
-// bound what is stored.
-const (
-	MaxReportMessage   = 4 << 10
-	MaxReportLogTail   = 16 << 10
-	MaxReportErrorCode = 64
-)
-
-// knownState reports whether s is an assignment state at all.
-func knownState(s store.AssignmentState) bool {
-	switch s {
-	case store.AssignPending, store.AssignNotified, store.AssignDownloading, store.AssignInstalling,
-		store.AssignRebooting, store.AssignVerifying, store.AssignSucceeded, store.AssignFailed,
-		store.AssignRolledBack, store.AssignTimedOut, store.AssignSkipped, store.AssignCanceled,
-		store.AssignSuperseded:
-		return true
-	}
-	return false
-}
 
 // stage orders the non-terminal states; ok is false for terminal ones.
 func stage(s store.AssignmentState) (rank int, ok bool) {
@@ -110,33 +90,6 @@ func allowedTransition(from, to store.AssignmentState) bool {
 	return toActive && toRank >= fromRank
 }
 
-// ValidateStatusReport checks one report against the limits RecordReports
-// enforces; the error wraps store.ErrInvalidRequest.
-func ValidateStatusReport(r store.StatusReport) error {
-	if err := checkLabel("assignment id", r.AssignmentID, true); err != nil {
-		return err
-	}
-	if r.Seq < 1 {
-		return invalidf("report sequence number %d is not positive", r.Seq)
-	}
-	if !knownState(r.State) {
-		return invalidf("report state %q is not an assignment state", r.State)
-	}
-	if r.Progress < 0 || r.Progress > 100 {
-		return invalidf("report progress %d is outside 0..100", r.Progress)
-	}
-	if err := checkLabel("error code", r.ErrorCode, false); err != nil {
-		return err
-	}
-	if len(r.ErrorCode) > MaxReportErrorCode {
-		return invalidf("error code is %d bytes long; the limit is %d", len(r.ErrorCode), MaxReportErrorCode)
-	}
-	if err := checkText("report message", r.Message, MaxReportMessage); err != nil {
-		return err
-	}
-	return checkText("log tail", r.LogTail, MaxReportLogTail)
-}
-
 // RecordReports implements store.Assignments; see the rules above.
 func (s *Store) RecordReports(ctx context.Context, batch []store.DeviceReports, now time.Time) ([][]store.ReportOutcome, error) {
 	for _, dr := range batch {
@@ -144,7 +97,7 @@ func (s *Store) RecordReports(ctx context.Context, batch []store.DeviceReports, 
 			return nil, fmt.Errorf("record reports: %w", invalidf("reports need a tenant and a device"))
 		}
 		for _, r := range dr.Reports {
-			if err := ValidateStatusReport(r); err != nil {
+			if err := r.Validate(); err != nil {
 				return nil, fmt.Errorf("record reports: device %s, seq %d: %w", dr.DeviceID, r.Seq, err)
 			}
 		}
