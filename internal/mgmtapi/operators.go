@@ -105,17 +105,23 @@ func (a *API) setPassword(w http.ResponseWriter, r *http.Request, c *caller) err
 		return err
 	}
 	ctx := r.Context()
-	id := r.PathValue("id")
-	self := c.userID != "" && c.userID == id
-	if !self && c.role != store.RoleAdmin {
+	// {id} is a user id or name. Non-admins may only name themselves, so
+	// they learn nothing about other accounts.
+	ref := r.PathValue("id")
+	u, err := a.store.User(ctx, c.tenant(), ref)
+	if errors.Is(err, store.ErrNotFound) {
+		u, err = a.store.UserByName(ctx, c.tenant(), ref)
+	}
+	if c.role != store.RoleAdmin && (err != nil || u.ID != c.userID) {
 		return apierror.Forbidden("only an admin can set another user's password")
 	}
-	if err := checkPasswordPolicy(req.Password); err != nil {
+	if err != nil {
 		return err
 	}
-	u, err := a.store.User(ctx, c.tenant(), id)
-	if err != nil {
-		return fmt.Errorf("user %s: %w", id, err)
+	id := u.ID
+	self := c.userID != "" && c.userID == id
+	if err := checkPasswordPolicy(req.Password); err != nil {
+		return err
 	}
 	if self {
 		if req.CurrentPassword == "" {
@@ -272,14 +278,18 @@ type auditVerifyBody struct {
 	Problem string `json:"problem,omitempty"`
 }
 
+// verifyAudit answers 200 whether or not the chain verifies: a broken
+// chain is the answer to the question, with the store's description of the
+// break (sequence numbers only). A database failure is a 500 like any other.
 func (a *API) verifyAudit(w http.ResponseWriter, r *http.Request, c *caller) error {
 	n, err := a.store.VerifyAudit(r.Context(), c.tenant())
-	if err != nil {
-		if r.Context().Err() != nil {
-			return err // the client went away; nothing to report
-		}
-		a.log.WarnContext(r.Context(), "audit chain verification failed", "tenant", c.tenant(), "checked", n, "err", err)
-		return ok(w, auditVerifyBody{OK: false, Checked: n, Problem: err.Error()})
+	var broken *store.AuditBrokenError
+	switch {
+	case err == nil:
+		return ok(w, auditVerifyBody{OK: true, Checked: n})
+	case errors.As(err, &broken):
+		a.log.WarnContext(r.Context(), "audit chain does not verify", "tenant", c.tenant(), "checked", n, "seq", broken.Seq, "problem", broken.Problem)
+		return ok(w, auditVerifyBody{OK: false, Checked: n, Problem: broken.Error()})
 	}
-	return ok(w, auditVerifyBody{OK: true, Checked: n})
+	return fmt.Errorf("verify audit: %w", err)
 }

@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -162,13 +163,17 @@ func (s *Store) ListAudit(ctx context.Context, tenant string, q store.AuditQuery
 	return out, next, nil
 }
 
-// VerifyAudit implements store.Audit.
+// VerifyAudit implements store.Audit. A chain that does not verify is a
+// *store.AuditBrokenError; any other error is the database's.
 func (s *Store) VerifyAudit(ctx context.Context, tenant string) (int, error) {
 	rows, err := s.query(ctx, `SELECT `+auditColumns+` FROM audit_log WHERE tenant_id = ? ORDER BY seq`, tenant)
 	if err != nil {
 		return 0, fmt.Errorf("verify audit: %w", err)
 	}
 	defer rows.Close()
+	broken := func(seq int64, format string, args ...any) error {
+		return &store.AuditBrokenError{Seq: seq, Problem: fmt.Sprintf(format, args...)}
+	}
 	prev := ""
 	var want int64 = 1
 	n := 0
@@ -178,10 +183,18 @@ func (s *Store) VerifyAudit(ctx context.Context, tenant string) (int, error) {
 			return n, fmt.Errorf("verify audit: %w", err)
 		}
 		if e.Seq != want {
-			return n, fmt.Errorf("audit entry %d: sequence gap (expected %d)", e.Seq, want)
+			if e.Seq > want {
+				return n, broken(want, "missing (the log continues at entry %d)", e.Seq)
+			}
+			return n, broken(e.Seq, "out of sequence (expected entry %d)", want)
 		}
 		if e.PrevHash != prev {
-			return n, fmt.Errorf("audit entry %d: previous hash does not match the chain", e.Seq)
+			return n, broken(e.Seq, "previous hash does not match the chain")
+		}
+		// Details that are not JSON cannot have been written by audit;
+		// they would also make the canonical encoding fail.
+		if len(e.Details) > 0 && !json.Valid(e.Details) {
+			return n, broken(e.Seq, "details are not valid JSON (altered)")
 		}
 		rec := auditRecord{
 			Tenant: e.TenantID, Seq: e.Seq, At: micros(e.At),
@@ -189,7 +202,7 @@ func (s *Store) VerifyAudit(ctx context.Context, tenant string) (int, error) {
 			Action: e.Action, ObjectType: e.ObjectType, ObjectID: e.ObjectID, Details: e.Details,
 		}
 		if got := chainHash(prev, rec); got != e.Hash {
-			return n, fmt.Errorf("audit entry %d: content does not match its hash (altered)", e.Seq)
+			return n, broken(e.Seq, "content does not match its hash (altered)")
 		}
 		prev = e.Hash
 		want++
@@ -200,11 +213,16 @@ func (s *Store) VerifyAudit(ctx context.Context, tenant string) (int, error) {
 	}
 	var headSeq int64
 	var headHash string
-	if err := s.queryRow(ctx, `SELECT seq, hash FROM audit_heads WHERE tenant_id = ?`, tenant).Scan(&headSeq, &headHash); err != nil && err != sql.ErrNoRows {
+	if err := s.queryRow(ctx, `SELECT seq, hash FROM audit_heads WHERE tenant_id = ?`, tenant).Scan(&headSeq, &headHash); err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return n, fmt.Errorf("verify audit head: %w", err)
 	}
-	if headSeq != int64(n) || headHash != prev {
-		return n, fmt.Errorf("audit chain head (seq %d) does not match the last entry (seq %d): entries were removed", headSeq, n)
+	switch last := int64(n); {
+	case headSeq > last:
+		return n, broken(last+1, "missing: the chain head is at entry %d but the log ends at %d (entries were removed)", headSeq, last)
+	case headSeq < last:
+		return n, broken(headSeq+1, "not covered by the chain head, which is at entry %d", headSeq)
+	case headHash != prev:
+		return n, broken(last, "hash does not match the chain head")
 	}
 	return n, nil
 }

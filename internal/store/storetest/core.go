@@ -90,22 +90,92 @@ func testMigrations(t *testing.T, h Harness) {
 
 func testAudit(t *testing.T, h Harness) {
 	t.Run("ChainVerifiesAndDetectsTampering", func(t *testing.T) {
-		s := h.NewStore(t)
-		ctx := context.Background()
-		for i := range 5 {
-			if err := s.AppendAudit(ctx, store.DefaultTenant, Admin, "test.action", "thing", fmt.Sprint(i), map[string]int{"i": i}, T0); err != nil {
-				t.Fatal(err)
+		// Each case tampers with a fresh chain of five test entries; seqs
+		// maps their object ids to sequence numbers.
+		setup := func(t *testing.T) (s *sqlstore.Store, seqs map[string]int64, last int64) {
+			s = h.NewStore(t)
+			ctx := context.Background()
+			for i := range 5 {
+				if err := s.AppendAudit(ctx, store.DefaultTenant, Admin, "test.action", "thing", fmt.Sprint(i), map[string]int{"i": i}, T0); err != nil {
+					t.Fatal(err)
+				}
 			}
+			n, err := s.VerifyAudit(ctx, store.DefaultTenant)
+			if err != nil || n < 5 {
+				t.Fatalf("verify the untouched chain: n=%d err=%v", n, err)
+			}
+			entries, _, err := s.ListAudit(ctx, store.DefaultTenant, store.AuditQuery{Action: "test.action"})
+			if err != nil || len(entries) != 5 {
+				t.Fatalf("list: %d entries, %v", len(entries), err)
+			}
+			seqs = map[string]int64{}
+			for _, e := range entries {
+				seqs[e.ObjectID] = e.Seq
+			}
+			if seqs["4"] != int64(n) {
+				t.Fatalf("the last test entry is %d of %d", seqs["4"], n)
+			}
+			return s, seqs, int64(n)
 		}
-		n, err := s.VerifyAudit(ctx, store.DefaultTenant)
-		if err != nil || n < 5 {
-			t.Fatalf("verify: n=%d err=%v", n, err)
+		for _, tc := range []struct {
+			name    string
+			tamper  string // SQL; its one parameter is the sequence number of the entry with object id "2"
+			seq     func(mid, last int64) int64
+			checked func(mid, last int64) int64
+			problem string
+		}{
+			{"AlteredEntry", `UPDATE audit_log SET object_id = 'forged' WHERE seq = ?`,
+				func(mid, _ int64) int64 { return mid }, func(mid, _ int64) int64 { return mid - 1 }, "altered"},
+			{"AlteredDetailsNotJSON", `UPDATE audit_log SET details = '{"i":' WHERE seq = ?`,
+				func(mid, _ int64) int64 { return mid }, func(mid, _ int64) int64 { return mid - 1 }, "not valid JSON"},
+			{"RewrittenPrevHash", `UPDATE audit_log SET prev_hash = 'f00d' WHERE seq = ?`,
+				func(mid, _ int64) int64 { return mid }, func(mid, _ int64) int64 { return mid - 1 }, "previous hash"},
+			{"Gap", `DELETE FROM audit_log WHERE seq = ?`,
+				func(mid, _ int64) int64 { return mid }, func(mid, _ int64) int64 { return mid - 1 }, "missing"},
+			{"RemovedTail", `DELETE FROM audit_log WHERE seq > ?`,
+				func(mid, _ int64) int64 { return mid + 1 }, func(mid, _ int64) int64 { return mid }, "removed"},
+			{"HeadMovedBack", `UPDATE audit_heads SET seq = ?`,
+				func(mid, _ int64) int64 { return mid + 1 }, func(_, last int64) int64 { return last }, "chain head"},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				t.Parallel()
+				s, seqs, last := setup(t)
+				ctx := context.Background()
+				mid := seqs["2"]
+				if _, err := s.DB().ExecContext(ctx, s.Dialect().Rebind(tc.tamper), mid); err != nil {
+					t.Fatal(err)
+				}
+				n, err := s.VerifyAudit(ctx, store.DefaultTenant)
+				var broken *store.AuditBrokenError
+				if !errors.As(err, &broken) || !errors.Is(err, store.ErrAuditBroken) {
+					t.Fatalf("verify after tampering: err = %v, want a *store.AuditBrokenError", err)
+				}
+				if broken.Seq != tc.seq(mid, last) || !strings.Contains(broken.Problem, tc.problem) {
+					t.Fatalf("broken at %d (%q), want %d with %q", broken.Seq, broken.Problem, tc.seq(mid, last), tc.problem)
+				}
+				if int64(n) != tc.checked(mid, last) {
+					t.Fatalf("checked %d entries before the break, want %d", n, tc.checked(mid, last))
+				}
+				if !strings.Contains(err.Error(), fmt.Sprint(broken.Seq)) {
+					t.Fatalf("error %q does not name entry %d", err, broken.Seq)
+				}
+			})
 		}
-		if _, err := s.DB().ExecContext(ctx, s.Dialect().Rebind(`UPDATE audit_log SET object_id = ? WHERE tenant_id = ? AND action = ? AND object_id = ?`), "forged", store.DefaultTenant, "test.action", "2"); err != nil {
+	})
+	t.Run("DatabaseFailureIsNotTampering", func(t *testing.T) {
+		t.Parallel()
+		s := h.NewStore(t)
+		if err := s.AppendAudit(context.Background(), store.DefaultTenant, Admin, "test.action", "thing", "x", nil, T0); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.VerifyAudit(ctx, store.DefaultTenant); err == nil || !strings.Contains(err.Error(), "altered") {
-			t.Fatalf("verify after tampering: err = %v, want an 'altered' error", err)
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		_, err := s.VerifyAudit(ctx, store.DefaultTenant)
+		if err == nil || errors.Is(err, store.ErrAuditBroken) {
+			t.Fatalf("verify with a canceled context: err = %v, want a failure that is not ErrAuditBroken", err)
+		}
+		if n, err := s.VerifyAudit(context.Background(), "no-such-tenant"); err != nil || n != 0 {
+			t.Fatalf("verify an empty chain: n=%d err=%v, want 0 and nil", n, err)
 		}
 	})
 	t.Run("PaginatesNewestFirstWithFilters", func(t *testing.T) {
