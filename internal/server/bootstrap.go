@@ -24,8 +24,9 @@ type InitialAdmin struct {
 
 // bootstrap creates the first admin user and an admin API token when the
 // database has no users, prints them once and writes them 0600 into the data
-// directory. Later starts do nothing. The token is not tied to the user, so
-// it works before the one-time password has been changed.
+// directory. Later starts do nothing. The token belongs to the admin, so
+// until the one-time password is changed (updraft user passwd admin) it
+// allows nothing else: the one-time password cannot linger.
 func (s *Server) bootstrap(ctx context.Context) error {
 	n, err := s.store.CountUsers(ctx, store.DefaultTenant)
 	if err != nil {
@@ -55,21 +56,23 @@ func (s *Server) bootstrap(ctx context.Context) error {
 	if err := atomicfile.WriteFile(ia.File, []byte(content), 0o600); err != nil {
 		return fmt.Errorf("first start: %w", err)
 	}
-	if _, err := s.store.CreateUser(ctx, store.User{
+	u, err := s.store.CreateUser(ctx, store.User{
 		TenantID: store.DefaultTenant, Name: ia.User, Role: store.RoleAdmin,
 		PasswordHash: hash, MustChangePassword: true,
-	}, store.System, now); err != nil {
+	}, store.System, now)
+	if err != nil {
 		return fmt.Errorf("first start: create admin: %w", err)
 	}
 	if _, err := s.store.CreateAPIToken(ctx, store.APIToken{
-		TenantID: store.DefaultTenant, ID: tok.ID, Name: "initial-admin",
+		TenantID: store.DefaultTenant, ID: tok.ID, Name: "initial-admin", UserID: u.ID,
 		Role: store.RoleAdmin, SecretHash: tok.SecretHash,
 	}, store.System, now); err != nil {
 		return fmt.Errorf("first start: create admin token: %w", err)
 	}
 	fmt.Fprintf(s.cfg.Out, "\nUpdraft first start: created the admin user. These are shown once and saved in %s (mode 0600).\n"+
-		"  user:      %s\n  password:  %s   (one-time; you must change it at first sign-in)\n  api token: %s\n\n"+
-		"  export UPDRAFT_SERVER=%s UPDRAFT_TOKEN=%s\n\n", ia.File, ia.User, ia.Password, ia.Token, s.cfg.PublicURL, ia.Token)
+		"  user:      %s\n  password:  %s   (one-time)\n  api token: %s\n\n"+
+		"Change the password before anything else; the token works once you have:\n"+
+		"  export UPDRAFT_SERVER=%s UPDRAFT_TOKEN=%s\n  updraft user passwd admin\n\n", ia.File, ia.User, ia.Password, ia.Token, s.cfg.PublicURL, ia.Token)
 	s.log.Info("first start: created admin user and API token", "user", ia.User, "credentials_file", ia.File)
 	s.initial = &ia
 	return nil

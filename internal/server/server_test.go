@@ -109,6 +109,32 @@ func get(t *testing.T, b *bundle, path, token string) (int, string) {
 	return resp.StatusCode, string(body)
 }
 
+func post(t *testing.T, b *bundle, path, token, body string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", b.url+path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := b.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(out)
+}
+
+// adminToken returns the first-start admin token after changing the
+// one-time password, which the token needs before it may do anything else.
+func adminToken(t *testing.T, b *bundle, dir string) string {
+	t.Helper()
+	token := readToken(t, dir)
+	pw := b.srv.Initial().Password
+	if code, body := post(t, b, "/api/v1/users/admin/password", token, `{"current_password":"`+pw+`","password":"a-new-long-passphrase"}`); code != 204 {
+		t.Fatalf("change the one-time password: %d %s", code, body)
+	}
+	return token
+}
+
 func readToken(t *testing.T, dir string) string {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(dir, server.InitialAdminFile))
@@ -142,12 +168,20 @@ func TestFirstStartCreatesAdminOnce(t *testing.T) {
 		t.Fatalf("credentials file mode %v, want 0600", fi.Mode().Perm())
 	}
 	token := readToken(t, dir)
-	if code, body := get(t, b, "/api/v1/devices", token); code != 200 {
-		t.Fatalf("admin token: GET /api/v1/devices = %d %s", code, body)
-	}
 	u, err := b.srv.Store().UserByName(context.Background(), store.DefaultTenant, "admin")
 	if err != nil || !u.MustChangePassword || u.Role != store.RoleAdmin {
 		t.Fatalf("admin user = %+v, %v; want an admin who must change the password", u, err)
+	}
+	// The one-time password must be changed before the token does anything else.
+	if code, body := get(t, b, "/api/v1/devices", token); code != 403 || !strings.Contains(body, "password_change_required") {
+		t.Fatalf("before the password change: GET /api/v1/devices = %d %s, want 403 password_change_required", code, body)
+	}
+	change := `{"current_password":"` + init.Password + `","password":"a-new-long-passphrase"}`
+	if code, body := post(t, b, "/api/v1/users/admin/password", token, change); code != 204 {
+		t.Fatalf("changing the one-time password = %d %s", code, body)
+	}
+	if code, body := get(t, b, "/api/v1/devices", token); code != 200 {
+		t.Fatalf("after the password change: GET /api/v1/devices = %d %s", code, body)
 	}
 	b.stop(t)
 
@@ -169,7 +203,7 @@ func TestHealthReadinessAndMetrics(t *testing.T) {
 	if code, body := get(t, b, "/readyz", ""); code != 200 || !strings.Contains(body, `"ready":true`) {
 		t.Fatalf("/readyz = %d %s", code, body)
 	}
-	token := readToken(t, dir)
+	token := adminToken(t, b, dir)
 	get(t, b, "/api/v1/devices", token)
 	get(t, b, "/api/v1/devices/does-not-exist", token)
 	if code, _ := get(t, b, "/nowhere", ""); code != 404 {
@@ -271,7 +305,7 @@ func TestPostgresBackend(t *testing.T) {
 	dsn := testenv.Postgres(t)
 	dir := t.TempDir()
 	b := start(t, server.Config{DataDir: dir, Database: dsn})
-	token := readToken(t, dir)
+	token := adminToken(t, b, dir)
 	if code, body := get(t, b, "/api/v1/devices", token); code != 200 {
 		t.Fatalf("GET /api/v1/devices on PostgreSQL = %d %s", code, body)
 	}
