@@ -150,7 +150,7 @@ func (a *API) routeTable() []Route {
 		{"GET", p("/openapi.yaml"), ActionRead, nil, a.openAPI},
 
 		{"GET", p("/devices"), ActionRead, append([]string{"q", "state"}, page...), a.listDevices},
-		{"GET", p("/devices/count"), ActionRead, []string{"q"}, a.countDevices},
+		{"GET", p("/devices/count"), ActionRead, []string{"q", "by"}, a.countDevices},
 		{"POST", p("/devices/preauthorize"), ActionWrite, nil, a.preauthorize},
 		{"GET", p("/devices/{id}"), ActionRead, nil, a.getDevice},
 		{"POST", p("/devices/{id}/accept"), ActionWrite, nil, a.acceptDevice},

@@ -67,18 +67,43 @@ func (a *API) listDevices(w http.ResponseWriter, r *http.Request, c *caller) err
 	return nil
 }
 
+// countBody is the answer to a count without "by".
+type countBody struct {
+	Count int `json:"count"`
+}
+
+// countByBody is the answer to a count with "by": the devices the filter
+// matches, and how many of them have each value of the field.
+type countByBody struct {
+	Total int            `json:"total"`
+	By    map[string]int `json:"by"`
+}
+
 func (a *API) countDevices(w http.ResponseWriter, r *http.Request, c *caller) error {
 	f, err := parseFilter(r, "q")
 	if err != nil {
 		return err
 	}
-	n, err := a.store.CountDevices(r.Context(), c.tenant(), f)
-	if err != nil {
-		return fmt.Errorf("count devices: %w", err)
+	by := r.URL.Query().Get("by")
+	if by == "" {
+		n, err := a.store.CountDevices(r.Context(), c.tenant(), f)
+		if err != nil {
+			return fmt.Errorf("count devices: %w", err)
+		}
+		return ok(w, countBody{n})
 	}
-	return ok(w, struct {
-		Count int `json:"count"`
-	}{n})
+	if !store.IsCountByField(by) {
+		return apierror.New(http.StatusBadRequest, "bad_parameter", "by %q is not one of %s", by, strings.Join(store.CountByFields(), ", "))
+	}
+	counts, err := a.store.CountDevicesBy(r.Context(), c.tenant(), f, by)
+	if err != nil {
+		return fmt.Errorf("count devices by %s: %w", by, err)
+	}
+	out := countByBody{By: counts}
+	for _, n := range counts {
+		out.Total += n
+	}
+	return ok(w, out)
 }
 
 func (a *API) getDevice(w http.ResponseWriter, r *http.Request, c *caller) error {

@@ -128,6 +128,10 @@ type Devices interface {
 	CountDevices(ctx context.Context, tenant string, f *filter.Expr) (int, error)
 	// CountDevicesByState counts devices per tenant and state (for metrics).
 	CountDevicesByState(ctx context.Context) (map[string]map[DeviceState]int, error)
+	// CountDevicesBy counts the devices f matches (nil: all) per value of
+	// field, one of CountByFields (another is ErrInvalidRequest). Devices
+	// that never reported a region or version count under "".
+	CountDevicesBy(ctx context.Context, tenant string, f *filter.Expr, field string) (map[string]int, error)
 	AcceptDevice(ctx context.Context, tenant, id string, by Actor, now time.Time) (Device, error)
 	RejectDevice(ctx context.Context, tenant, id string, by Actor, now time.Time) (Device, error)
 	// DecommissionDevice revokes every credential, bumps the credential

@@ -46,6 +46,7 @@ func Run(t *testing.T, h Harness) {
 		{"Audit", testAudit},
 		{"Secrets", testSecrets},
 		{"Devices", testDevices},
+		{"CountDevicesBy", testCountDevicesBy},
 		{"Operators", testOperators},
 		{"Telemetry", testTelemetry},
 		{"Releases", testReleases},
