@@ -1,6 +1,7 @@
 package mgmtapi
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -8,6 +9,8 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/updraft/updraft/internal/apierror"
 	"github.com/updraft/updraft/internal/auth"
@@ -45,6 +48,9 @@ type Config struct {
 	// PasswordParams are the argon2id parameters for new and changed
 	// passwords; the zero value means auth.DefaultArgon2Params.
 	PasswordParams auth.Argon2Params
+	// TokenUseFlush is how often API token last-use times are written to
+	// the store (see Start); 0 means DefaultTokenUseFlush.
+	TokenUseFlush time.Duration
 }
 
 // API serves the management API. Create it with New.
@@ -58,6 +64,14 @@ type API struct {
 	pwParams auth.Argon2Params
 	routes   []Route
 	mux      *http.ServeMux
+
+	uses       *tokenUses
+	flushEvery time.Duration
+
+	bg       sync.Mutex // guards the background work's state below
+	cancel   context.CancelFunc
+	loopDone chan struct{}
+	stopped  bool
 }
 
 // Action is what a route needs the caller's role to allow.
@@ -103,6 +117,9 @@ func New(cfg Config) (*API, error) {
 	if cfg.MaxArtifactSize < 0 {
 		return nil, fmt.Errorf("mgmtapi: MaxArtifactSize %d is negative", cfg.MaxArtifactSize)
 	}
+	if cfg.TokenUseFlush < 0 {
+		return nil, fmt.Errorf("mgmtapi: TokenUseFlush %s is negative", cfg.TokenUseFlush)
+	}
 	a := &API{
 		store:    cfg.Store,
 		blobs:    cfg.Blobs,
@@ -111,6 +128,12 @@ func New(cfg Config) (*API, error) {
 		notifier: cfg.Notifier,
 		maxSize:  cfg.MaxArtifactSize,
 		pwParams: cfg.PasswordParams,
+
+		uses:       newTokenUses(),
+		flushEvery: cfg.TokenUseFlush,
+	}
+	if a.flushEvery == 0 {
+		a.flushEvery = DefaultTokenUseFlush
 	}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)

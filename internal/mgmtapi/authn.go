@@ -84,6 +84,7 @@ func (a *API) authenticate(r *http.Request) (*caller, error) {
 		}
 		c.mustChangePassword = u.MustChangePassword
 	}
+	a.uses.touch(tok.ID, now)
 	return c, nil
 }
 

@@ -21,6 +21,11 @@
 //     refused); unknown query parameters are refused too, so a misspelt
 //     filter never silently lists everything.
 //   - Errors leave through internal/apierror only.
-//   - The API keeps no mutable state of its own and is safe for concurrent
-//     use; all paths act on store.DefaultTenant for now (the token's tenant).
+//   - The API's only state of its own is when each API token was last
+//     used: kept in memory (an authenticated request writes nothing) and
+//     written in one batch every Config.TokenUseFlush by the loop Start
+//     runs, and once more by Stop. It is lossy by design; a crash loses at
+//     most one interval of last-use times.
+//   - The API is safe for concurrent use; all paths act on the token's
+//     tenant (store.DefaultTenant for now).
 package mgmtapi

@@ -224,6 +224,12 @@ func (a *API) listTokens(w http.ResponseWriter, r *http.Request, c *caller) erro
 	if err != nil {
 		return fmt.Errorf("list api tokens: %w", err)
 	}
+	// Uses not yet flushed are newer than what the store has.
+	for i, tk := range toks {
+		if at, ok := a.uses.latest(tk.ID); ok && (tk.LastUsedAt == nil || at.After(*tk.LastUsedAt)) {
+			toks[i].LastUsedAt = &at
+		}
+	}
 	writeList(w, toks, next)
 	return nil
 }

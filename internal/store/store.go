@@ -240,6 +240,11 @@ type Operators interface {
 	APITokenByID(ctx context.Context, id string) (APIToken, error)
 	ListAPITokens(ctx context.Context, tenant string, p Page) ([]APIToken, string, error)
 	RevokeAPIToken(ctx context.Context, tenant, id string, by Actor, now time.Time) error
+	// TouchAPITokens stores when API tokens were last used, keyed by token
+	// id (ids are global), in one batch. It never moves a time backwards,
+	// ignores unknown ids and zero times, and is not audited: like
+	// TouchLastSeen it is lossy by design.
+	TouchAPITokens(ctx context.Context, used map[string]time.Time) error
 }
 
 // AuditQuery filters the audit log.

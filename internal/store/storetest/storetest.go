@@ -48,6 +48,7 @@ func Run(t *testing.T, h Harness) {
 		{"Devices", testDevices},
 		{"CountDevicesBy", testCountDevicesBy},
 		{"Operators", testOperators},
+		{"TouchAPITokens", testTouchAPITokens},
 		{"Telemetry", testTelemetry},
 		{"Releases", testReleases},
 		{"Assignments", testAssignments},
