@@ -72,10 +72,15 @@ type Target struct {
 	CampaignID   string
 	// Counter is the director document's version.
 	Counter int64
-	Expires time.Time
-	Windows []tufmeta.Window
-	Gates   tufmeta.GateOverrides
-	Forced  bool
+	// Document is the SHA-256 (lowercase hex) of the director document.
+	// After Accept, the same document (same counter, same hash) still
+	// verifies, so an agent can resume after a restart; any other document
+	// with that counter or a lower one is refused as a replay.
+	Document string
+	Expires  time.Time
+	Windows  []tufmeta.Window
+	Gates    tufmeta.GateOverrides
+	Forced   bool
 }
 
 // Reason classifies a refusal; agents report it to the server.
