@@ -92,8 +92,8 @@ type EnrollParams struct {
 	// Key is the device's public key (Kind, Algorithm, Fingerprint, Material set).
 	Key        Credential
 	Now        time.Time
-	PendingTTL time.Duration // how long a pending enrollment lives
-	MaxPending int           // cap on unexpired pending devices per tenant
+	PendingTTL time.Duration // how long a pending enrollment lives; <= 0: it never expires
+	MaxPending int           // cap on unexpired pending devices per tenant; <= 0: no cap
 }
 
 // DeviceQuery selects devices.
@@ -161,7 +161,7 @@ type NewRelease struct {
 	Version         string // semantic version, validated by the caller and again here
 	Notes           string
 	SecurityVersion int64
-	Severity        Severity
+	Severity        Severity // empty means low
 	CVEs            []string
 }
 
@@ -181,6 +181,8 @@ type Releases interface {
 	// DeleteDraft removes a draft release and its artifact rows.
 	DeleteDraft(ctx context.Context, tenant, id string, by Actor, now time.Time) error
 	MarkBad(ctx context.Context, tenant, id string, bad bool, reason string, by Actor, now time.Time) (Release, error)
+	// MarkAffected replaces the release's affected_by list with cves (an
+	// empty list clears it); allowed on published releases too, and audited.
 	MarkAffected(ctx context.Context, tenant, id string, cves []string, by Actor, now time.Time) (Release, error)
 	// BlobInUse reports whether any artifact references the blob.
 	BlobInUse(ctx context.Context, sha256 string) (bool, error)
@@ -207,10 +209,15 @@ type Assignments interface {
 	Assignment(ctx context.Context, tenant, id string) (Assignment, error)
 	// ActiveAssignment returns the device's active assignment or ErrNotFound.
 	ActiveAssignment(ctx context.Context, tenant, deviceID string) (Assignment, error)
+	// ListAssignments lists a device's assignments, newest first; an empty
+	// deviceID lists every assignment of the tenant.
 	ListAssignments(ctx context.Context, tenant, deviceID string, p Page) ([]Assignment, string, error)
 	CancelAssignment(ctx context.Context, tenant, id, reason string, by Actor, now time.Time) (Assignment, error)
 	// RecordReports stores the status reports of many devices in one
 	// transaction (group commit) and returns an outcome per report, in order.
+	// A device that is unknown or not accepted gets a nil outcome slice and
+	// nothing of it is stored; the other devices in the batch still commit.
+	// Reports are not audited: they are device history (AssignmentEvents).
 	RecordReports(ctx context.Context, batch []DeviceReports, now time.Time) ([][]ReportOutcome, error)
 	AssignmentEvents(ctx context.Context, tenant, assignmentID string) ([]AssignmentEvent, error)
 	ReportGaps(ctx context.Context, tenant, deviceID string) ([]ReportGap, error)

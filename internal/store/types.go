@@ -99,7 +99,9 @@ type Credential struct {
 	// Material is the PEM public key; empty for tokens (only the hash is kept).
 	Material string          `json:"material,omitempty"`
 	State    CredentialState `json:"state"`
-	// Identity pinned by a preauthorization (serial, device_type, hw_rev), if any.
+	// PreauthSerial is the serial number a preauthorization pins, if any:
+	// only a device enrolling with that serial may use the key. Device type
+	// and hardware revision are not pinned.
 	PreauthSerial string     `json:"preauth_serial,omitempty"`
 	CreatedAt     time.Time  `json:"created_at"`
 	RevokedAt     *time.Time `json:"revoked_at,omitempty"`
