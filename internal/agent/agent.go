@@ -345,6 +345,7 @@ type Agent struct {
 	nextCheckIn  time.Time
 	checkedIn    bool // a check-in succeeded since this start
 	healthPassed bool // the health check passed since this start
+	localAt      time.Time // next attempt at local work that had to wait
 	longPoll     wire.LongPoll
 	offered      *wire.Assignment // the server's current assignment
 	cancel       *wire.Cancel
@@ -573,38 +574,44 @@ func (a *Agent) longPollNow() bool {
 // nextWake is the wait until the earliest scheduled work.
 func (a *Agent) nextWake() time.Duration {
 	now := a.clock.Now()
-	next := a.nextCheckIn
+	next := now.Add(a.cfg.Timing.BackoffMax)
 	consider := func(t time.Time) {
-		if !t.IsZero() && t.Before(next) {
+		if t.Before(next) {
 			next = t
+		}
+	}
+	if a.token == "" {
+		consider(maxTime(a.enrollAt, a.retryAt))
+	} else {
+		consider(maxTime(a.nextCheckIn, a.retryAt))
+		consider(a.tokenRenewAt)
+		if len(a.st.Outbox) > 0 {
+			consider(a.retryAt)
+		}
+		if !a.cfg.Timing.DisableTelemetry {
+			consider(maxTime(a.nextSend, a.retryAt))
 		}
 	}
 	if !a.cfg.Timing.DisableTelemetry {
 		consider(a.nextSample)
-		consider(a.nextSend)
 	}
-	if len(a.st.Outbox) > 0 {
-		consider(a.retryAt)
-	}
-	if a.st.Phase != PhaseIdle && a.st.Phase != PhaseDownloading {
-		// Local work waits only for the server or a gate.
-		consider(now.Add(a.cfg.Timing.BackoffMin))
-	}
-	if a.st.Phase == PhaseDownloading {
-		consider(a.retryAt)
-		consider(a.lastGate.Add(time.Minute))
-	}
-	if !a.retryAt.IsZero() && next.Before(a.retryAt) && a.token == "" {
-		next = a.retryAt
-	}
-	if !a.tokenRenewAt.IsZero() {
-		consider(a.tokenRenewAt)
+	switch {
+	case a.st.Phase == PhaseIdle:
+	case a.st.Phase == PhaseDownloading && a.st.Job.Downloaded:
+		consider(a.lastGate.Add(gateRecheck))
+	case a.st.Phase == PhaseDownloading:
+		consider(maxTime(a.retryAt, a.localAt))
+	default:
+		consider(a.localAt)
 	}
 	if d := next.Sub(now); d > 0 {
 		return d
 	}
 	return 0
 }
+
+// gateRecheck is how often a blocked install gate is evaluated again.
+const gateRecheck = time.Minute
 
 // Status is a snapshot of the agent for tests, simulators and logs.
 type Status struct {

@@ -278,7 +278,10 @@ func (a *Agent) advance(ctx context.Context) error {
 			return err
 		}
 		if a.st.Phase == p {
-			return nil // waiting for something
+			// Waiting for something: the server, a gate, or a retry of a
+			// failed local call.
+			a.localAt = a.clock.Now().Add(a.cfg.Timing.BackoffMin)
+			return nil
 		}
 	}
 	return nil
