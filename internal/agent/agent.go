@@ -343,8 +343,8 @@ type Agent struct {
 	failures     int       // consecutive failed server calls, for backoff
 	retryAt      time.Time // no server call before this (backoff)
 	nextCheckIn  time.Time
-	checkedIn    bool // a check-in succeeded since this start
-	healthPassed bool // the health check passed since this start
+	checkedIn    bool      // a check-in succeeded since this start
+	healthPassed bool      // the health check passed since this start
 	localAt      time.Time // next attempt at local work that had to wait
 	longPoll     wire.LongPoll
 	offered      *wire.Assignment // the server's current assignment
