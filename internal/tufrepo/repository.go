@@ -119,8 +119,14 @@ func (r *Repository) Apply(c Change, now time.Time) error {
 		}
 		next.Targets[u.Role] = bytes.Clone(u.Metadata)
 	}
-	if err := next.consistent(); err != nil {
-		return err
+	// Uploads of release-signing roles alone were each verified under the
+	// current delegations; only a new root or new top-level targets can
+	// invalidate what is already published.
+	topChanged := len(c.Roots) > 0 || slices.ContainsFunc(c.Uploads, func(u Upload) bool { return u.Role == metadata.TARGETS })
+	if topChanged {
+		if err := next.consistent(); err != nil {
+			return err
+		}
 	}
 	*r = *next
 	return nil
