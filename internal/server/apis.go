@@ -100,6 +100,16 @@ func (a *apis) pattern(r *http.Request) string {
 	return p
 }
 
-func (a *apis) start(ctx context.Context) error { return a.device.Start(ctx) }
+func (a *apis) start(ctx context.Context) error {
+	if err := a.device.Start(ctx); err != nil {
+		return err
+	}
+	return a.mgmt.Start(ctx)
+}
 
-func (a *apis) stop() { a.device.Stop() }
+// stop ends the background work; the device API commits queued reports and
+// flushes last-seen times, the management API writes token uses.
+func (a *apis) stop() {
+	a.mgmt.Stop()
+	a.device.Stop()
+}
