@@ -218,7 +218,7 @@ func TestRootRequiresOldAndNewThresholds(t *testing.T) {
 }
 
 // fixture is a repository with lines gw-200 and gw-300.
-func fixture(t *testing.T) (*tufrepotest.Repo, *clock.Fake) {
+func fixture(t testing.TB) (*tufrepotest.Repo, *clock.Fake) {
 	t.Helper()
 	c := clock.NewFake(start)
 	return tufrepotest.New(t, tufrepotest.Options{Clock: c, Lines: []string{"gw-200", "gw-300"}}), c
