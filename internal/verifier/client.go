@@ -138,13 +138,6 @@ func New(cfg Config) (*Client, error) {
 
 func (c *Client) file(name string) string { return path.Join(c.cfg.Dir, name) }
 
-func (c *Client) roleFile(role string) string {
-	if role == metadata.TARGETS {
-		return c.file(fileTargets)
-	}
-	return path.Join(c.cfg.Dir, dirRoles, role+".json")
-}
-
 func (c *Client) loadState() error {
 	b, err := devfs.ReadFile(c.cfg.FS, c.file(fileState), 64<<10)
 	if errors.Is(err, fs.ErrNotExist) {
