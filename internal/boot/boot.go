@@ -12,6 +12,27 @@
 // passing the health check the agent calls SetState(target, Good). If the
 // slot never comes up the bootloader falls back on its own when the tries run
 // out; the agent detects that because Current is not the slot it installed.
+//
+// Backends: Sim (a file-backed simulated bootloader whose Boot plays the
+// boot script), UBoot (fw_printenv/fw_setenv, RAUC's BOOT_ORDER/BOOT_x_LEFT
+// or U-Boot's bootcount scheme), GRUB (grub-editenv, RAUC's ORDER/x_OK/
+// x_TRY) and Custom (RAUC's custom-backend handler protocol). Variable
+// mappings and boot scripts are in docs/bootloaders.md.
+//
+// Two rules every user of a backend must follow, because the boot scripts
+// count every boot, not only the first one after an update:
+//
+//   - after each boot that passes the health check, mark the running slot
+//     good (RAUC's mark-good); otherwise the counters of even a long
+//     committed slot run out and the bootloader switches away from it;
+//   - when Current shows that the bootloader fell back, mark the slot that
+//     failed bad; some schemes reset their counters once every slot has
+//     been tried and would otherwise try the failed slot again.
+//
+// State reports whether the bootloader would start a slot again: a slot
+// that is running on its last try reads bad until it is marked good.
+// Backends serialize their own calls and are safe for concurrent use; they
+// do not guard against other programs editing the same environment.
 package boot
 
 import (
