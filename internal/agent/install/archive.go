@@ -67,6 +67,9 @@ func ExtractArchive(ctx context.Context, fsys devfs.FS, staged, compression, des
 		return fmt.Errorf("open staged archive: %w", err)
 	}
 	defer f.Close()
+	if err := MkdirAllDurable(fsys, path.Dir(dest), 0o755); err != nil {
+		return fmt.Errorf("create %s: %w", path.Dir(dest), err)
+	}
 	if err := Discard(fsys, dest); err != nil {
 		return err
 	}
