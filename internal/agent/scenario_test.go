@@ -110,18 +110,27 @@ func TestGatesBlockThenAllow(t *testing.T) {
 		}
 	}})
 	asg := srv.assign(d.deviceID(), srv.image("2.0.0", image("GOOD", 100<<10, 5)))
-	d.until("notified", 20, func() bool { return srv.assignment(asg.ID).State == store.AssignNotified })
+	d.until("notified", 20, func() bool { return strings.Contains(lastMessage(srv, asg.ID), "waiting to download") })
 	ev := lastEvent(t, srv, asg.ID)
-	if !strings.Contains(ev.Message, "battery") || !strings.Contains(ev.Message, "12%") {
+	if ev.State != store.AssignNotified || !strings.Contains(ev.Message, "battery") || !strings.Contains(ev.Message, "12%") {
 		t.Fatalf("notified report %+v", ev.StatusReport)
+	}
+	reports := func() int {
+		n := 0
+		for _, ev := range srv.events(asg.ID) {
+			if strings.Contains(ev.Message, "waiting to download") {
+				n++
+			}
+		}
+		return n
 	}
 	// Blocked for hours: one report, not one per poll.
 	for range 20 {
 		d.step(context.Background())
 		srv.clock.Advance(10 * time.Minute)
 	}
-	if n := len(srv.events(asg.ID)); n != 1 {
-		t.Fatalf("%d reports while blocked, want 1", n)
+	if n := reports(); n != 1 {
+		t.Fatalf("%d gate reports while blocked, want 1", n)
 	}
 	battery.Charging = true
 	hotOnceDownloading = true
