@@ -63,12 +63,15 @@ func (s slotSet) check(name string) error {
 	return nil
 }
 
+// attemptsOrDefault checks a configured number of boot attempts. At most
+// 9: U-Boot's setexpr, which the boot scripts count down with, prints hex,
+// and single digits read the same in both bases.
 func attemptsOrDefault(n int) (int, error) {
 	switch {
 	case n == 0:
 		return DefaultAttempts, nil
-	case n < 1 || n > 255:
-		return 0, fmt.Errorf("boot attempts %d out of range 1..255", n)
+	case n < 1 || n > 9:
+		return 0, fmt.Errorf("boot attempts %d out of range 1..9", n)
 	}
 	return n, nil
 }
