@@ -45,8 +45,9 @@ type server struct {
 	ctx   context.Context
 	clock *clock.Fake
 	store *sqlstore.Store
-	blobs *blob.Disk
-	hub   *notify.Hub
+	blobs   *blob.Disk
+	blobDir string
+	hub     *notify.Hub
 	api   *deviceapi.API
 	srv   *httptest.Server
 	url   string
@@ -72,7 +73,8 @@ func newServer(t testing.TB, o serverOptions) *server {
 	if _, err := s.store.Migrate(s.ctx, sqlstore.MigrateOptions{Now: T0}); err != nil {
 		t.Fatalf("migrate: %v", err)
 	}
-	if s.blobs, err = blob.NewDisk(filepath.Join(t.TempDir(), "blobs"), s.clock); err != nil {
+	s.blobDir = filepath.Join(t.TempDir(), "blobs")
+	if s.blobs, err = blob.NewDisk(s.blobDir, s.clock); err != nil {
 		t.Fatal(err)
 	}
 	key, err := identity.GenerateTokenKey("t1")
@@ -187,6 +189,24 @@ func (s *server) release(version string, arts ...artifact) store.Release {
 		s.t.Fatal(err)
 	}
 	return rel
+}
+
+// blobPath is where the disk blob store keeps a blob's bytes.
+func (s *server) blobPath(sha string) string {
+	return filepath.Join(s.blobDir, sha[:2], sha, "data")
+}
+
+// corrupt flips a byte in the middle of a file.
+func corrupt(t testing.TB, name string) {
+	t.Helper()
+	b, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 0xff
+	if err := os.WriteFile(name, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func (s *server) image(version string, content []byte) store.Release {
