@@ -41,16 +41,16 @@ var admin = store.Actor{Kind: store.ActorUser, ID: "u-admin", Name: "admin"}
 // server is a real device API on a real SQLite store, on loopback HTTP,
 // driven by a fake clock.
 type server struct {
-	t     testing.TB
-	ctx   context.Context
-	clock *clock.Fake
-	store *sqlstore.Store
+	t       testing.TB
+	ctx     context.Context
+	clock   *clock.Fake
+	store   *sqlstore.Store
 	blobs   *blob.Disk
 	blobDir string
 	hub     *notify.Hub
-	api   *deviceapi.API
-	srv   *httptest.Server
-	url   string
+	api     *deviceapi.API
+	srv     *httptest.Server
+	url     string
 	// down makes every request fail as if the server were unreachable.
 	mu   sync.Mutex
 	down bool
