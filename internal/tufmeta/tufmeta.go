@@ -116,7 +116,8 @@ func (c TargetCustom) Equal(o TargetCustom) bool {
 
 // TargetPath is the canonical target path of an artifact:
 // "<device_type>/<component>/<version>/<name>". Delegations to release-signing
-// roles use path patterns such as "gw-200/*", so a product line's key can sign
+// roles use path patterns such as "gw-200/*/*/*" (DelegationPaths: TUF
+// matches patterns segment by segment), so a product line's key can sign
 // only its own paths, and a device fetches only its line's metadata.
 func TargetPath(deviceType, component, version, name string) string {
 	return deviceType + "/" + component + "/" + version + "/" + name
