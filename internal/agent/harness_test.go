@@ -270,127 +270,6 @@ func (s *server) preauthorize(pub ed25519.PublicKey) {
 	}
 }
 
-// simBoot is a file-free simulated U-Boot-style bootloader (BOOT_ORDER and
-// BOOT_x_LEFT): Boot really picks the slot from the order and counts its
-// tries down, so a slot that never comes up is given up after its tries.
-type simBoot struct {
-	mu      sync.Mutex
-	order   []string
-	left    map[string]int
-	current string
-	tries   int
-	boots   int
-}
-
-func newSimBoot(slots ...string) *simBoot {
-	b := &simBoot{order: append([]string(nil), slots...), left: map[string]int{}, tries: 3}
-	for _, s := range slots {
-		b.left[s] = b.tries
-	}
-	b.Boot()
-	return b
-}
-
-func (b *simBoot) known(s string) error {
-	if _, ok := b.left[s]; !ok {
-		return boot.ErrUnknownSlot
-	}
-	return nil
-}
-
-func (b *simBoot) Current(context.Context) (string, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.current, nil
-}
-
-func (b *simBoot) Primary(context.Context) (string, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if len(b.order) == 0 {
-		return "", errors.New("empty boot order")
-	}
-	return b.order[0], nil
-}
-
-func (b *simBoot) SetPrimary(_ context.Context, s string) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if err := b.known(s); err != nil {
-		return err
-	}
-	order := []string{s}
-	for _, o := range b.order {
-		if o != s {
-			order = append(order, o)
-		}
-	}
-	b.order, b.left[s] = order, b.tries
-	return nil
-}
-
-func (b *simBoot) State(_ context.Context, s string) (boot.State, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if err := b.known(s); err != nil {
-		return "", err
-	}
-	for _, o := range b.order {
-		if o == s && b.left[s] > 0 {
-			return boot.Good, nil
-		}
-	}
-	return boot.Bad, nil
-}
-
-func (b *simBoot) SetState(_ context.Context, s string, st boot.State) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if err := b.known(s); err != nil {
-		return err
-	}
-	if st == boot.Bad {
-		b.left[s] = 0
-		var order []string
-		for _, o := range b.order {
-			if o != s {
-				order = append(order, o)
-			}
-		}
-		b.order = order
-		return nil
-	}
-	b.left[s] = b.tries
-	for _, o := range b.order {
-		if o == s {
-			return nil
-		}
-	}
-	b.order = append(b.order, s)
-	return nil
-}
-
-// Boot selects the slot to run as the bootloader script would.
-func (b *simBoot) Boot() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.boots++
-	for _, s := range b.order {
-		if b.left[s] > 0 {
-			b.left[s]--
-			b.current = s
-			return s
-		}
-	}
-	// Nothing left: reset every counter and try again from the top.
-	for s := range b.left {
-		b.left[s] = b.tries
-	}
-	b.current = b.order[0]
-	b.left[b.current]--
-	return b.current
-}
-
 // entropy is a deterministic random source for device keys.
 func entropy(seed uint64) io.Reader {
 	r := rand.NewChaCha8([32]byte{byte(seed), byte(seed >> 8), byte(seed >> 16), 7})
@@ -404,7 +283,7 @@ type device struct {
 	t      testing.TB
 	srv    *server
 	fs     *devfs.CrashFS
-	boot   *simBoot
+	boot   *boot.Sim
 	cfg    agent.Config
 	a      *agent.Agent
 	key    ed25519.PrivateKey
@@ -435,7 +314,21 @@ func newDevice(t testing.TB, srv *server, o deviceOptions) *device {
 	if o.version == "" {
 		o.version = "1.0.0"
 	}
-	d := &device{t: t, srv: srv, fs: devfs.NewCrashFS(), boot: newSimBoot("A", "B"), seed: o.seed, broken: map[string]bool{}, log: &bytes.Buffer{}}
+	d := &device{t: t, srv: srv, fs: devfs.NewCrashFS(), seed: o.seed, broken: map[string]bool{}, log: &bytes.Buffer{}}
+	// The simulated U-Boot keeps its environment on the device's own
+	// crash-testing disk, so power cuts hit it too.
+	if err := d.fs.MkdirAll("boot", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	d.fs.SyncAll()
+	sim, err := boot.NewSim(boot.SimConfig{FS: d.fs, Env: "boot/uboot.env"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.boot = sim
+	if _, err := sim.Boot(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	seed := make([]byte, ed25519.SeedSize)
 	if _, err := io.ReadFull(entropy(o.seed), seed); err != nil {
 		t.Fatal(err)
@@ -475,7 +368,7 @@ func newDevice(t testing.TB, srv *server, o deviceOptions) *device {
 			if d.health == nil {
 				return nil
 			}
-			return d.health(d.slotContent(d.boot.current))
+			return d.health(d.slotContent(d.current()))
 		}},
 		Timing:   agent.Timing{DisableLongPoll: true, TelemetrySample: 10 * time.Minute, TelemetrySend: 30 * time.Minute},
 		Download: agent.DownloadOptions{CheckpointBytes: 256 << 10, BufferBytes: 32 << 10},
@@ -524,11 +417,26 @@ func (d *device) powerCycleWith(mode devfs.CrashMode) {
 	d.fs.CrashWith(mode)
 	for {
 		d.bootN++
-		if !d.broken[d.boot.Boot()] {
+		slot, err := d.boot.Boot(context.Background())
+		if err != nil {
+			d.t.Fatalf("boot: %v", err)
+		}
+		if !d.broken[slot] {
 			break
 		}
+		// The image never comes up: the watchdog resets the board.
+		d.fs.Crash()
 	}
 	d.start()
+}
+
+// current is the booted slot.
+func (d *device) current() string {
+	s, err := d.boot.Current(context.Background())
+	if err != nil {
+		d.t.Fatalf("current slot: %v", err)
+	}
+	return s
 }
 
 // restart kills the agent process without a reboot (kill -9): the page

@@ -33,7 +33,7 @@ func writeFactory(t testing.TB, d *device) {
 // factory image in A, or the new image in B.
 func checkBootable(t testing.TB, d *device, img []byte, when string) {
 	t.Helper()
-	switch cur := d.boot.current; cur {
+	switch cur := d.current(); cur {
 	case "A":
 		if !bytes.HasPrefix(d.slotContent("A"), factory) {
 			t.Fatalf("%s: booted A, which no longer holds the factory image", when)
@@ -98,8 +98,8 @@ func testPowerCuts(t *testing.T, mode devfs.CrashMode) {
 		d.finished(asg.ID)
 		checkBootable(t, d, img, "after the update")
 		got := srv.assignment(asg.ID)
-		if got.State != store.AssignSucceeded || d.boot.current != "B" || d.a.Status().Version != "2.0.0" {
-			t.Fatalf("cut %d mode %d: assignment %s, booted %s, version %s\nlog:\n%s", cut, mode, got.State, d.boot.current, d.a.Status().Version, d.logTail())
+		if got.State != store.AssignSucceeded || d.current() != "B" || d.a.Status().Version != "2.0.0" {
+			t.Fatalf("cut %d mode %d: assignment %s, booted %s, version %s\nlog:\n%s", cut, mode, got.State, d.current(), d.a.Status().Version, d.logTail())
 		}
 		gaps, err := srv.store.ReportGaps(srv.ctx, store.DefaultTenant, id)
 		if err != nil || len(gaps) != 0 {

@@ -56,8 +56,8 @@ func TestBadImageRollsBack(t *testing.T) {
 	if want := "downloading,installing,rebooting,verifying,rolled-back"; !strings.HasSuffix(joined(srv.states(asg.ID)), want) {
 		t.Fatalf("reported %s", joined(srv.states(asg.ID)))
 	}
-	if st := d.a.Status(); d.boot.current != "A" || st.Version != "1.0.0" || st.Result.State != "rolled-back" {
-		t.Fatalf("after rollback: booted %s, status %+v", d.boot.current, st)
+	if st := d.a.Status(); d.current() != "A" || st.Version != "1.0.0" || st.Result.State != "rolled-back" {
+		t.Fatalf("after rollback: booted %s, status %+v", d.current(), st)
 	}
 	if s, _ := d.boot.State(context.Background(), "B"); s != boot.Bad {
 		t.Fatalf("slot B is %s after the rollback, want bad", s)
@@ -83,8 +83,8 @@ func TestNewSlotNeverBoots(t *testing.T) {
 	if last.ErrorCode != "boot-fallback" || !strings.Contains(last.Message, "fell back to slot A") {
 		t.Fatalf("report %+v", last.StatusReport)
 	}
-	if d.boot.boots < 4 || d.boot.current != "A" {
-		t.Fatalf("boots %d current %s: the bootloader should have tried B three times", d.boot.boots, d.boot.current)
+	if d.bootN < 4 || d.current() != "A" {
+		t.Fatalf("boots %d current %s: the bootloader should have tried B three times", d.bootN, d.current())
 	}
 }
 
@@ -181,8 +181,8 @@ func TestCancelBeforePointOfNoReturn(t *testing.T) {
 	if s := joined(srv.states(asg.ID)); !strings.HasSuffix(s, "canceled") {
 		t.Fatalf("reported %s", s)
 	}
-	if p, _ := d.boot.Primary(context.Background()); p != "A" || d.boot.current != "A" {
-		t.Fatalf("primary %s current %s after cancel", p, d.boot.current)
+	if p, _ := d.boot.Primary(context.Background()); p != "A" || d.current() != "A" {
+		t.Fatalf("primary %s current %s after cancel", p, d.current())
 	}
 
 	// Supersede: a new assignment replaces one in progress.
@@ -224,8 +224,8 @@ func TestCancelAfterPointOfNoReturn(t *testing.T) {
 		st := d.a.Status()
 		return st.Phase == agent.PhaseIdle && st.Result != nil && st.Outbox == 0
 	})
-	if st := d.a.Status(); st.Result.State != "succeeded" || st.Version != "2.0.0" || d.boot.current != "B" {
-		t.Fatalf("status %+v booted %s", st, d.boot.current)
+	if st := d.a.Status(); st.Result.State != "succeeded" || st.Version != "2.0.0" || d.current() != "B" {
+		t.Fatalf("status %+v booted %s", st, d.current())
 	}
 	var tooLate bool
 	for _, ev := range srv.events(asg.ID) {
@@ -341,8 +341,8 @@ func TestKill9Restarts(t *testing.T) {
 		d.restart()
 		srv.clock.Advance(max(wait, time.Second))
 	}
-	if got := srv.assignment(asg.ID); got.State != store.AssignSucceeded || d.boot.current != "B" {
-		t.Fatalf("assignment %s booted %s\n%s", got.State, d.boot.current, d.logTail())
+	if got := srv.assignment(asg.ID); got.State != store.AssignSucceeded || d.current() != "B" {
+		t.Fatalf("assignment %s booted %s\n%s", got.State, d.current(), d.logTail())
 	}
 	checkBootable(t, d, img, "after kill -9 restarts")
 }

@@ -2,6 +2,7 @@ package agent_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"testing"
@@ -36,8 +37,12 @@ func TestUpdateHappyPath(t *testing.T) {
 	if !bytes.Equal(d.slotContent("B")[:len(img)], img) {
 		t.Fatal("slot B does not hold the image")
 	}
-	if _, ok := d.boot.left["B"]; !ok || d.boot.left["B"] != 3 || d.boot.order[0] != "B" {
-		t.Fatalf("boot state: order %v left %v (want B first and good)", d.boot.order, d.boot.left)
+	vars, err := d.boot.Vars(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if vars["BOOT_ORDER"] != "B A" || vars["BOOT_B_LEFT"] != "3" {
+		t.Fatalf("boot environment %v: want B first with its attempts reset", vars)
 	}
 	_ = agent.PhaseIdle
 }
