@@ -347,3 +347,38 @@ func newSimOn(t *testing.T, disk *devfs.CrashFS, scheme boot.Scheme) *boot.Sim {
 	}
 	return sim
 }
+
+func TestSimConcurrentUse(t *testing.T) {
+	t.Parallel()
+	d := newDevice(t, "", 0)
+	d.boot("A")
+	done := make(chan error, 4)
+	for i := range 4 {
+		go func() {
+			for range 25 {
+				var err error
+				switch i {
+				case 0:
+					err = d.sim.SetState(d.ctx, "A", boot.Good)
+				case 1:
+					_, err = d.sim.Primary(d.ctx)
+				case 2:
+					_, err = d.sim.State(d.ctx, "B")
+				case 3:
+					_, err = d.sim.Current(d.ctx)
+				}
+				if err != nil {
+					done <- err
+					return
+				}
+			}
+			done <- nil
+		}()
+	}
+	for range 4 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	d.wantState("A", boot.Good)
+}
