@@ -71,6 +71,7 @@ type Store interface {
 	Telemetry
 	Operators
 	Audit
+	Leases
 	// Secret returns the named server secret, creating it with gen on first
 	// use; concurrent replicas agree on one value.
 	Secret(ctx context.Context, name string, gen func() ([]byte, error)) ([]byte, error)

@@ -45,6 +45,7 @@ func Run(t *testing.T, h Harness) {
 		{"Migrations", testMigrations},
 		{"Audit", testAudit},
 		{"Secrets", testSecrets},
+		{"Leases", testLeases},
 		{"Devices", testDevices},
 		{"CountDevicesBy", testCountDevicesBy},
 		{"Operators", testOperators},
