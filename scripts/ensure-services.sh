@@ -21,4 +21,5 @@ pg_up || { echo "ensure-services: PostgreSQL is not reachable on 127.0.0.1:5432"
 
 # Tools used by benchmarks and tests.
 bash "$(dirname "$0")/install-nginx.sh"
+bash "$(dirname "$0")/install-boot-tools.sh"
 echo "ensure-services: ready"
