@@ -103,6 +103,13 @@ type Config struct {
 	// check-in answer's size and SHA-256 (no TUF guarantees; for labs and
 	// simulations).
 	Verifier verifier.Verifier
+	// NewVerifier opens the verifier once the device knows its id (after
+	// the first enrollment); fetch reads TUF metadata from the server.
+	// Used when Verifier is nil.
+	NewVerifier func(ctx context.Context, deviceID string, fetch verifier.Fetcher) (verifier.Verifier, error)
+	// MetadataPath is where the server serves TUF metadata by file name
+	// ["/api/device/v1/tuf/"].
+	MetadataPath string
 
 	// Gates is the local gate policy; GateCommand an optional custom gate
 	// (exit status 0 allows).
@@ -247,6 +254,9 @@ func (c *Config) setDefaults() {
 	if c.Entropy == nil {
 		c.Entropy = rand.Reader
 	}
+	if c.MetadataPath == "" {
+		c.MetadataPath = wire.Prefix + "/tuf/"
+	}
 	if c.KeyFile == "" {
 		c.KeyFile = path.Join(c.Dir, "device-key.pem")
 	}
@@ -325,6 +335,8 @@ type Agent struct {
 	logs  *logTail
 	rnd   *mrand.Rand
 	key   crypto.Signer
+	// verifier is cfg.Verifier, or the one cfg.NewVerifier opened.
+	verifier verifier.Verifier
 
 	st       persisted
 	started  bool
@@ -372,6 +384,7 @@ func New(cfg Config) (*Agent, error) {
 		log:   slog.New(logs.handler(cfg.Logger.Handler())),
 		rnd:   cfg.Rand,
 	}
+	a.verifier = cfg.Verifier
 	if a.rnd == nil {
 		var seed [16]byte
 		if _, err := io.ReadFull(cfg.Entropy, seed[:]); err != nil {

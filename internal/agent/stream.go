@@ -1,6 +1,14 @@
 package agent
 
 import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+
 	"github.com/updraft/updraft/internal/verifier"
 )
 
@@ -8,8 +16,47 @@ import (
 // unsigned mode the verifier package's stream still checks the length and
 // SHA-256 the check-in named.
 func (a *Agent) newStream(t *verifier.Target, state []byte) (verifier.Stream, error) {
-	if a.cfg.Verifier != nil {
-		return a.cfg.Verifier.NewStream(t, state)
+	if a.verifier == nil && a.cfg.NewVerifier != nil {
+		v, err := a.cfg.NewVerifier(context.Background(), a.st.DeviceID, metadataFetcher{a})
+		if err != nil {
+			return nil, err
+		}
+		a.verifier = v
+	}
+	if a.verifier != nil {
+		return a.verifier.NewStream(t, state)
 	}
 	return verifier.NewStream(t, state)
+}
+
+// metadataFetcher fetches TUF metadata for the verifier through the device
+// API, with the device token: GET <server><MetadataPath><name>.
+type metadataFetcher struct{ a *Agent }
+
+// Get implements verifier.Fetcher.
+func (f metadataFetcher) Get(ctx context.Context, name string, maxLength int64) ([]byte, error) {
+	a := f.a
+	u := a.cfg.ServerURL + a.cfg.MetadataPath + url.PathEscape(name)
+	ctx, cancel := context.WithTimeout(ctx, a.cfg.Timing.RequestTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	if a.token != "" {
+		req.Header.Set("Authorization", "Bearer "+a.token)
+	}
+	resp, err := a.cfg.HTTP.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, &metadata.ErrDownloadHTTP{StatusCode: resp.StatusCode, URL: u}
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxLength))
+	if err != nil {
+		return nil, fmt.Errorf("fetch %s: %w", name, err)
+	}
+	return b, nil
 }

@@ -113,8 +113,8 @@ func (a *Agent) begin(ctx context.Context, off *wire.Assignment) error {
 	if err := a.transition(PhaseDownloading, a.report("downloading", 0, "", fmt.Sprintf("downloading %s %s (%d bytes)", j.Target.Custom.Version, j.Target.Path, j.Target.Length), "")); err != nil {
 		return err
 	}
-	if a.cfg.Verifier != nil {
-		if err := a.cfg.Verifier.Accept(&j.Target); err != nil {
+	if a.verifier != nil {
+		if err := a.verifier.Accept(&j.Target); err != nil {
 			return a.fail(failure(string(verifier.ReasonRollback), "the verifier did not accept the assignment: %v", err))
 		}
 	}
@@ -134,19 +134,26 @@ func (a *Agent) refuse(id string, je *jobError) error {
 
 // resolve turns the server's assignment into a verified target.
 func (a *Agent) resolve(ctx context.Context, off *wire.Assignment) (*verifier.Target, error) {
-	if a.cfg.Verifier == nil {
+	if a.verifier == nil && a.cfg.NewVerifier != nil {
+		v, err := a.cfg.NewVerifier(ctx, a.st.DeviceID, metadataFetcher{a})
+		if err != nil {
+			return nil, failure("verifier", "cannot open the verifier: %v", err)
+		}
+		a.verifier = v
+	}
+	if a.verifier == nil {
 		return unsignedTarget(off)
 	}
 	if len(off.Signed) == 0 {
 		return nil, failure("unsigned", "the assignment carries no director-signed document and this device requires signed updates")
 	}
-	if err := a.cfg.Verifier.Refresh(ctx); err != nil {
+	if err := a.verifier.Refresh(ctx); err != nil {
 		if r := verifier.ReasonOf(err); r != "" {
 			return nil, failure(string(r), "%v", err)
 		}
 		return nil, err
 	}
-	t, err := a.cfg.Verifier.VerifyAssignment(ctx, off.Signed)
+	t, err := a.verifier.VerifyAssignment(ctx, off.Signed)
 	if err != nil {
 		if r := verifier.ReasonOf(err); r != "" {
 			return nil, failure(string(r), "%v", err)
