@@ -8,7 +8,9 @@
 // text. Queries are written with '?' placeholders and rebound by the
 // dialect. Every write runs in one transaction (Store.tx) that also appends
 // its audit entry. SQLite has one writer connection, so writes never race
-// for the database lock; reads use a separate pool.
+// for the database lock; reads use a separate pool. The few hot reads with a
+// fixed query text (the device check-in) run as statements prepared once on
+// the read pool (Store.queryRowPrepared); everything else is parsed per call.
 package sqlstore
 
 import (
@@ -23,6 +25,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/updraft/updraft/internal/filter"
@@ -52,6 +55,7 @@ type Store struct {
 	write *sql.DB // writes; one connection on SQLite
 	d     Dialect
 	log   *slog.Logger
+	stmts *stmtCache // prepared statements on read
 }
 
 // Options configures New.
@@ -66,7 +70,7 @@ func New(read, write *sql.DB, d Dialect, opts Options) *Store {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Store{read: read, write: write, d: d, log: log}
+	return &Store{read: read, write: write, d: d, log: log, stmts: newStmtCache(read, d.Rebind)}
 }
 
 // Dialect returns the store's dialect.
@@ -83,9 +87,9 @@ func (s *Store) Ping(ctx context.Context) error {
 	return s.write.PingContext(ctx)
 }
 
-// Close closes both pools.
+// Close closes the prepared statements and both pools.
 func (s *Store) Close() error {
-	err := s.read.Close()
+	err := errors.Join(s.stmts.close(), s.read.Close())
 	if s.write != s.read {
 		err = errors.Join(err, s.write.Close())
 	}
@@ -132,6 +136,90 @@ func (s *Store) query(ctx context.Context, q string, args ...any) (*sql.Rows, er
 
 func (s *Store) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
 	return s.read.QueryRowContext(ctx, s.d.Rebind(q), args...)
+}
+
+// rowScanner is a single-row result: *sql.Row, or errRow.
+type rowScanner interface{ Scan(dest ...any) error }
+
+// errRow is a row whose query could not even start.
+type errRow struct{ err error }
+
+func (r errRow) Scan(...any) error { return r.err }
+
+// queryRowPrepared is queryRow through the read pool's statement cache.
+// Use it only for hot queries whose text is fixed (it is the cache key);
+// queries built per call (filters, IN lists) would grow the cache without
+// bound.
+func (s *Store) queryRowPrepared(ctx context.Context, q string, args ...any) rowScanner {
+	st, err := s.stmts.get(ctx, q)
+	if err != nil {
+		return errRow{err}
+	}
+	return st.QueryRowContext(ctx, args...)
+}
+
+// stmtCache holds statements prepared on one pool, one per query text,
+// each prepared on first use. It is safe for concurrent use, and so is a
+// *sql.Stmt: database/sql prepares it on every pool connection it runs on,
+// once, and the driver then keeps the parsed statement (modernc.org/sqlite
+// its compiled statement, pgx a named server-side statement). Migrations
+// run before the store serves queries, so no statement outlives a schema
+// change.
+type stmtCache struct {
+	db     *sql.DB
+	rebind func(string) string
+
+	mu     sync.RWMutex
+	stmts  map[string]*sql.Stmt // by query text as written, with '?'
+	closed bool
+}
+
+func newStmtCache(db *sql.DB, rebind func(string) string) *stmtCache {
+	return &stmtCache{db: db, rebind: rebind, stmts: map[string]*sql.Stmt{}}
+}
+
+// errClosed is returned for queries on a closed store.
+var errClosed = errors.New("store is closed")
+
+// get returns the statement for q, preparing it if this is its first use.
+func (c *stmtCache) get(ctx context.Context, q string) (*sql.Stmt, error) {
+	c.mu.RLock()
+	st, ok := c.stmts[q]
+	closed := c.closed
+	c.mu.RUnlock()
+	switch {
+	case ok:
+		return st, nil
+	case closed:
+		return nil, errClosed
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if st, ok := c.stmts[q]; ok {
+		return st, nil
+	}
+	if c.closed {
+		return nil, errClosed
+	}
+	st, err := c.db.PrepareContext(ctx, c.rebind(q))
+	if err != nil {
+		return nil, fmt.Errorf("prepare: %w", err)
+	}
+	c.stmts[q] = st
+	return st, nil
+}
+
+// close closes every statement; later gets fail with errClosed.
+func (c *stmtCache) close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closed = true
+	var err error
+	for q, st := range c.stmts {
+		err = errors.Join(err, st.Close())
+		delete(c.stmts, q)
+	}
+	return err
 }
 
 // newID returns a random 128-bit identifier as 32 hex characters.
