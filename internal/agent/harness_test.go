@@ -59,11 +59,17 @@ type server struct {
 type serverOptions struct {
 	director deviceapi.AssignmentSigner
 	longPoll bool
+	// clock replaces the fake clock (for a real agent process).
+	clock clock.Clock
 }
 
 func newServer(t testing.TB, o serverOptions) *server {
 	t.Helper()
 	s := &server{t: t, ctx: context.Background(), clock: clock.NewFake(T0), hub: notify.NewHub()}
+	var clk clock.Clock = s.clock
+	if o.clock != nil {
+		clk = o.clock
+	}
 	var err error
 	s.store, err = sqlite.Open(filepath.Join(fastTempDir(t), "updraft.db"), nil)
 	if err != nil {
@@ -74,19 +80,19 @@ func newServer(t testing.TB, o serverOptions) *server {
 		t.Fatalf("migrate: %v", err)
 	}
 	s.blobDir = filepath.Join(t.TempDir(), "blobs")
-	if s.blobs, err = blob.NewDisk(s.blobDir, s.clock); err != nil {
+	if s.blobs, err = blob.NewDisk(s.blobDir, clk); err != nil {
 		t.Fatal(err)
 	}
 	key, err := identity.GenerateTokenKey("t1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	issuer := &identity.Issuer{Keys: identity.TokenKeys{Current: key}, Clock: s.clock, TTL: time.Hour}
+	issuer := &identity.Issuer{Keys: identity.TokenKeys{Current: key}, Clock: clk, TTL: time.Hour}
 	ukey, err := signedurl.GenerateKey("u1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	urls, err := signedurl.NewSigner(s.clock, ukey)
+	urls, err := signedurl.NewSigner(clk, ukey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +105,7 @@ func newServer(t testing.TB, o serverOptions) *server {
 		limits.MaxLongPoll = -1
 	}
 	s.api, err = deviceapi.New(deviceapi.Config{
-		Store: s.store, Blobs: s.blobs, Tokens: issuer, URLs: urls, Clock: s.clock,
+		Store: s.store, Blobs: s.blobs, Tokens: issuer, URLs: urls, Clock: clk,
 		PublicURL: "http://" + ln.Addr().String(), Hub: s.hub, Director: o.director, Limits: limits,
 	})
 	if err != nil {
