@@ -72,6 +72,7 @@ type Store interface {
 	Operators
 	Audit
 	Leases
+	TUF
 	// Secret returns the named server secret, creating it with gen on first
 	// use; concurrent replicas agree on one value.
 	Secret(ctx context.Context, name string, gen func() ([]byte, error)) ([]byte, error)

@@ -54,6 +54,7 @@ func Run(t *testing.T, h Harness) {
 		{"Releases", testReleases},
 		{"Assignments", testAssignments},
 		{"Reports", testReports},
+		{"TUF", testTUF},
 	}
 	for _, s := range suites {
 		t.Run(s.name, func(t *testing.T) { s.fn(t, h) })
