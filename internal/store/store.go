@@ -124,6 +124,15 @@ type Devices interface {
 	// conflict; too many unexpired pending devices is ErrPendingLimit.
 	Enroll(ctx context.Context, p EnrollParams) (Device, error)
 	Device(ctx context.Context, tenant, id string) (Device, error)
+	// CheckInState is the one read a device check-in needs: the device
+	// without its tags and groups (left nil, not loaded) and its active
+	// assignment with the release's version, nil if it has none. An unknown
+	// device is ErrNotFound; the device is returned whatever its state.
+	CheckInState(ctx context.Context, tenant, deviceID string) (Device, *Assignment, error)
+	// MarkNotified moves an assignment from pending to notified when a
+	// device is first handed it, and reports whether it did; any other
+	// state is left alone. Not audited: it is device traffic.
+	MarkNotified(ctx context.Context, tenant, assignmentID string, now time.Time) (bool, error)
 	// DeviceByCredential finds the device holding an active credential.
 	DeviceByCredential(ctx context.Context, tenant string, kind CredentialKind, fingerprint string) (Device, Credential, error)
 	ListDevices(ctx context.Context, tenant string, q DeviceQuery) (devs []Device, next string, err error)

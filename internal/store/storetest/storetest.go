@@ -55,6 +55,7 @@ func Run(t *testing.T, h Harness) {
 		{"Assignments", testAssignments},
 		{"Reports", testReports},
 		{"TUF", testTUF},
+		{"CheckIn", testCheckIn},
 	}
 	for _, s := range suites {
 		t.Run(s.name, func(t *testing.T) { s.fn(t, h) })
