@@ -65,7 +65,7 @@ func TestEvaluateVerdicts(t *testing.T) {
 				stratum("hw_rev=B", 600, 5, 40, true), stratum("hw_rev=C", 600, 5, 10, true),
 			}},
 			verdict: Halt,
-			summary: "Halt: revision B had 40 crash events in 10,000 h (4.00 per 1,000 device-hours) against 1,000 in 1,000,000 h (1.00 per 1,000 device-hours) in the control; the always-valid test of \"at most 1.5× the control's rate\" reached E = ",
+			summary: "Halt: revision B had 40 crash events in 10,000 h (4.00 per 1,000 device-hours) against 1,000 in 1,000,000 h (1.00 per 1,000 device-hours) in the control; the always-valid test of \"at most 1.25× the control's rate\" reached E = ",
 		},
 		{
 			name: "soak not over",
@@ -120,7 +120,7 @@ func TestEvaluateVerdicts(t *testing.T) {
 func TestEvaluateRecords(t *testing.T) {
 	t.Parallel()
 	e := Evidence{SoakElapsed: 30 * time.Hour, Strata: []Stratum{
-		stratum("hw_rev=B", 60, 7, 10, true), stratum("hw_rev=C", 600, 5, 30, true),
+		stratum("hw_rev=B", 60, 7, 10, true), stratum("hw_rev=C", 600, 5, 25, true),
 	}}
 	d := Evaluate(Policy{}, e)
 	if len(d.Tests) != 2+3*3 {
@@ -145,11 +145,14 @@ func TestEvaluateRecords(t *testing.T) {
 	if math.Abs(b.EValue-math.Exp(b.Statistic)) > 1e-9*b.EValue || b.PValue != 1/b.EValue {
 		t.Errorf("E = %g, p = %g for Λ = %g", b.EValue, b.PValue, b.Statistic)
 	}
-	// The crash test for C: 30 crashes against an expected 10 at the
-	// control's rate — 3× — is below the 1.5× tolerance's evidence bar at
-	// this level; the record shows the totals.
+	// The crash test for C: 25 crashes against 10 expected at the
+	// control's rate is suspicious (p = 0.0013 for a fixed-sample test of 1.25×)
+	// but not yet enough for the always-valid test at this level.
 	c := find(t, d, "crash", "hw_rev=C")
-	if c.CanaryEvents != 30 || c.ControlEvents != 1000 || c.CanaryHours != 10_000 || c.ControlHours != 1_000_000 {
+	if c.Outcome != Continuing || c.Statistic > c.Threshold-1 {
+		t.Errorf("crash for C: %s, ln E = %.2f of %.2f", c.Outcome, c.Statistic, c.Threshold)
+	}
+	if c.CanaryEvents != 25 || c.ControlEvents != 1000 || c.CanaryHours != 10_000 || c.ControlHours != 1_000_000 {
 		t.Errorf("crash record totals: %+v", c)
 	}
 	if c.Method != MethodMixture || c.Threshold != -math.Log(alpha) {
@@ -161,7 +164,7 @@ func TestEvaluateRecords(t *testing.T) {
 		t.Errorf("overall install record: %+v", all)
 	}
 	crashAll := find(t, d, "crash", "")
-	if crashAll.CanaryEvents != 40 || crashAll.ControlHours != 2_000_000 {
+	if crashAll.CanaryEvents != 35 || crashAll.ControlHours != 2_000_000 {
 		t.Errorf("overall crash record: %+v", crashAll)
 	}
 	if d.Tests[0].Metric != "soak" || d.Tests[1].Metric != "guardrail" {

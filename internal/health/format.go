@@ -71,7 +71,8 @@ func hours(h float64) string {
 
 func durationHours(d time.Duration) string { return hours(d.Hours()) }
 
-// factor formats a regression factor: 2.13 → "2.1×".
+// factor formats a regression factor with up to two decimals: 2.134 →
+// "2.13×", 1.25 → "1.25×", 2 → "2×"; from 10 up, whole numbers.
 func factor(f float64) string {
 	if math.IsInf(f, 1) {
 		return "no"
@@ -79,7 +80,8 @@ func factor(f float64) string {
 	if f >= 10 {
 		return fmt.Sprintf("%.0f×", f)
 	}
-	return fmt.Sprintf("%.1f×", f)
+	s := strings.TrimRight(fmt.Sprintf("%.2f", f), "0")
+	return strings.TrimSuffix(s, ".") + "×"
 }
 
 // perThousandHours formats an event rate per 1,000 device-hours.

@@ -28,7 +28,9 @@ type Policy struct {
 	Regression float64
 	// RateTolerance r0 is the canary:control event-rate ratio that is still
 	// acceptable; the rate tests halt only on evidence of a larger ratio.
-	// Default 1.5.
+	// Default 1.25: headroom for small differences between the arms that
+	// the model does not capture, while a doubling of the crash rate is
+	// still caught within the canary's soak (see docs/rollout-safety.md).
 	RateTolerance float64
 	// RateMetrics names the rate metrics judged against the control (for
 	// example "crash", "reboot", "battery_drain", "connectivity_loss").
@@ -61,7 +63,7 @@ const (
 	DefaultBeta          = 0.05
 	DefaultPower         = 0.9
 	DefaultRegression    = 2.0
-	DefaultRateTolerance = 1.5
+	DefaultRateTolerance = 1.25
 	DefaultEventCap      = 3
 	DefaultMinSoak       = 24 * time.Hour
 	DefaultGuardrailK    = 3

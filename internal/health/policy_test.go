@@ -11,7 +11,7 @@ import (
 func TestPolicyDefaults(t *testing.T) {
 	t.Parallel()
 	p := DefaultPolicy()
-	if p.Alpha != 0.01 || p.Beta != 0.05 || p.Power != 0.9 || p.Regression != 2 || p.RateTolerance != 1.5 ||
+	if p.Alpha != 0.01 || p.Beta != 0.05 || p.Power != 0.9 || p.Regression != 2 || p.RateTolerance != 1.25 ||
 		p.EventCap != 3 || p.MinSoak != 24*time.Hour || p.GuardrailK != 3 ||
 		!reflect.DeepEqual(p.RateMetrics, []string{"crash", "reboot"}) {
 		t.Errorf("defaults: %+v", p)
@@ -175,7 +175,7 @@ func TestFormat(t *testing.T) {
 		{pct(0.117), "11.7%"}, {pct(0.01), "1.0%"}, {pct(0.0095), "0.95%"}, {pct(0.0005), "0.050%"}, {pct(0), "0%"},
 		{magnitude(4.5539), "4.55"}, {magnitude(1200), "1,200"}, {magnitude(3.1e7), "3.1e+07"}, {magnitude(math.Inf(1)), "∞"},
 		{hours(24), "24 h"}, {hours(10.5), "10.5 h"}, {hours(9800.4), "9,800 h"},
-		{factor(2.13), "2.1×"}, {factor(16.4), "16×"}, {factor(math.Inf(1)), "no"},
+		{factor(2.134), "2.13×"}, {factor(1.25), "1.25×"}, {factor(2), "2×"}, {factor(2.1), "2.1×"}, {factor(16.4), "16×"}, {factor(math.Inf(1)), "no"},
 		{perThousandHours(31, 9800), "3.16 per 1,000 device-hours"}, {perThousandHours(1, 0), "no exposure"},
 		{sentence("revision B"), "Revision B"}, {sentence("Ünïcode"), "Ünïcode"}, {sentence(""), ""},
 	} {
