@@ -42,6 +42,12 @@ func (a *API) verifyToken(r *http.Request) (identity.Claims, error) {
 // and the device is accepted.
 func (a *API) checkDevice(ctx context.Context, c identity.Claims) (store.Device, error) {
 	d, err := a.store.Device(ctx, c.Tenant, c.DeviceID)
+	return admit(c, d, err)
+}
+
+// admit decides whether the token c may act for the device d that was read
+// for it (err from that read), as checkDevice describes.
+func admit(c identity.Claims, d store.Device, err error) (store.Device, error) {
 	if errors.Is(err, store.ErrNotFound) {
 		return store.Device{}, &apierror.Error{Status: http.StatusUnauthorized, Code: "unknown_device",
 			Message: "the device this token was issued to is not registered any more; enroll again", Err: err}

@@ -22,10 +22,11 @@ import (
 
 // handleCheckIn serves POST /api/device/v1/checkin[?wait=30s].
 //
-// The token is verified without the store; then one read of the device
-// (credential epoch, state, reported fields) and one of its active
+// The token is verified without the store; then one store read returns the
+// device (credential epoch, state, reported fields) and its active
 // assignment. The device's report is written only if it differs from what
-// is stored; last-seen goes to memory and is flushed in batches.
+// is stored; last-seen goes to memory and is flushed in batches; a pending
+// assignment becomes notified when it is first handed out.
 //
 // With ?wait the request is held until the answer would tell the device
 // something new (an assignment it does not know, or a cancel), the wait
@@ -211,22 +212,17 @@ func reportChanges(d store.Device, r store.DeviceReport) bool {
 		(r.Attributes != nil && !maps.Equal(r.Attributes, d.Attributes))
 }
 
-// readCheckIn is everything a check-in reads: the token's device (checked
-// against the token, see checkDevice) and its active assignment, nil if
-// none. A check-in without pending work costs nothing else.
+// readCheckIn is everything a check-in reads, in one store call: the
+// token's device (checked against the token, see checkDevice) and its
+// active assignment, nil if none. A check-in without pending work costs
+// nothing else. The device comes without tags and groups, which nothing in
+// a check-in uses.
 func (a *API) readCheckIn(ctx context.Context, c identity.Claims) (store.Device, *store.Assignment, error) {
-	d, err := a.checkDevice(ctx, c)
-	if err != nil {
+	d, act, err := a.store.CheckInState(ctx, c.Tenant, c.DeviceID)
+	if d, err = admit(c, d, err); err != nil {
 		return store.Device{}, nil, err
 	}
-	act, err := a.store.ActiveAssignment(ctx, d.TenantID, d.ID)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return d, nil, nil
-	case err != nil:
-		return store.Device{}, nil, fmt.Errorf("read active assignment of %s: %w", d.ID, err)
-	}
-	return d, &act, nil
+	return d, act, nil
 }
 
 // answer builds the check-in response for d: its active assignment act
@@ -242,6 +238,9 @@ func (a *API) answer(ctx context.Context, d store.Device, act *store.Assignment,
 		if resp.Assignment, err = a.describe(ctx, d, *act); err != nil {
 			return nil, err
 		}
+		if resp.Assignment != nil && act.State == store.AssignPending {
+			a.markNotified(ctx, d, resp.Assignment)
+		}
 	}
 	if req.AssignmentID != "" && (resp.Assignment == nil || resp.Assignment.ID != req.AssignmentID) {
 		if resp.Cancel, err = a.cancelFor(ctx, d, req.AssignmentID); err != nil {
@@ -249,6 +248,21 @@ func (a *API) answer(ctx context.Context, d store.Device, act *store.Assignment,
 		}
 	}
 	return resp, nil
+}
+
+// markNotified records the first delivery of a pending assignment: the
+// one write a check-in makes for it, once. A failure is logged, not
+// returned: the device still gets its work, and the next check-in that
+// hands it out tries again.
+func (a *API) markNotified(ctx context.Context, d store.Device, out *wire.Assignment) {
+	changed, err := a.store.MarkNotified(ctx, d.TenantID, out.ID, a.clock.Now())
+	switch {
+	case err != nil:
+		a.log.WarnContext(ctx, "could not record the delivery of an assignment",
+			"device_id", d.ID, "assignment_id", out.ID, "err", err)
+	case changed:
+		out.State = string(store.AssignNotified)
+	}
 }
 
 // cancelFor decides whether a device working on assignment id, which is

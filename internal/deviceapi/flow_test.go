@@ -109,8 +109,21 @@ func testFullFlow(t *testing.T, backend string) {
 		t.Fatalf("long-poll answer %+v, want assignment %s", ci, asg.ID)
 	}
 	a := ci.Assignment
-	if a.Version != "2.0.0" || a.SecurityVersion != 3 || a.State != "pending" || a.Signed != nil {
+	if a.Version != "2.0.0" || a.SecurityVersion != 3 || a.State != "notified" || a.Signed != nil {
 		t.Fatalf("assignment %+v", a)
+	}
+	// The first delivery moved it from pending to notified; handing it out
+	// again writes nothing.
+	if got, err := e.store.Assignment(e.ctx, store.DefaultTenant, asg.ID); err != nil || got.State != store.AssignNotified {
+		t.Fatalf("assignment after delivery: %+v, err %v", got, err)
+	}
+	before = e.snapshot()
+	if again := d.checkInOK("", wire.CheckInRequest{Version: "1.0.0", AssignmentID: asg.ID}); again.Assignment == nil ||
+		again.Assignment.ID != asg.ID || again.Assignment.State != "notified" {
+		t.Fatalf("second delivery: %+v", again.Assignment)
+	}
+	if e.snapshot() != before {
+		t.Fatal("handing out a notified assignment again wrote to the database")
 	}
 	sum := sha256.Sum256(image)
 	art := a.Artifact
@@ -191,7 +204,7 @@ func testFullFlow(t *testing.T, backend string) {
 		`updraft_device_enrollments_total{result="pending"}`:  2,
 		`updraft_device_enrollments_total{result="accepted"}`: 1,
 		`updraft_device_checkins_total{result="no_work"}`:     3,
-		`updraft_device_checkins_total{result="assignment"}`:  1,
+		`updraft_device_checkins_total{result="assignment"}`:  2,
 		`updraft_device_reports_committed_total`:              5,
 		`updraft_device_long_polls_active`:                    0,
 	} {
