@@ -47,7 +47,7 @@ func (a *API) handleCheckIn(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) checkIn(w http.ResponseWriter, r *http.Request) (string, error) {
-	wait, err := a.parseWait(r.URL.Query())
+	wait, err := a.parseWait(r.URL.RawQuery)
 	if err != nil {
 		return "", err
 	}
@@ -147,7 +147,11 @@ func news(resp *wire.CheckInResponse, req wire.CheckInRequest) bool {
 
 // parseWait reads ?wait= as a Go duration ("30s") or whole seconds ("30"),
 // capped at the configured maximum.
-func (a *API) parseWait(q url.Values) (time.Duration, error) {
+func (a *API) parseWait(rawQuery string) (time.Duration, error) {
+	if rawQuery == "" { // a short poll: nothing to parse
+		return 0, nil
+	}
+	q, _ := url.ParseQuery(rawQuery) // as URL.Query: malformed pairs are dropped
 	vs, ok := q["wait"]
 	if !ok {
 		return 0, nil
@@ -177,12 +181,18 @@ func (a *API) parseWait(q url.Values) (time.Duration, error) {
 // from d, and returns the device as stored. The comparison mirrors the
 // store's, so an unchanged report costs no store call at all.
 func (a *API) storeReport(ctx context.Context, d store.Device, req wire.CheckInRequest, now time.Time) (store.Device, error) {
-	v, err := semver.Parse(req.Version) // validated by the decoder
-	if err != nil {
-		return d, invalid(&wire.FieldError{Field: "version", Msg: err.Error()})
+	version := req.Version
+	if version != d.Version {
+		// Stored versions are canonical, so only a different one needs
+		// normalizing (the decoder has validated it).
+		v, err := semver.Parse(version)
+		if err != nil {
+			return d, invalid(&wire.FieldError{Field: "version", Msg: err.Error()})
+		}
+		version = v.String()
 	}
 	rep := store.DeviceReport{
-		Version:    v.String(),
+		Version:    version,
 		DeviceType: req.DeviceType,
 		HWRev:      req.HWRev,
 		TimeZone:   req.TimeZone,
