@@ -306,7 +306,6 @@ type deviceOptions struct {
 	serial    string
 	seed      uint64
 	hashOnly  bool
-	verifier  func(d *device) agent.Config // adjusts the config
 	configure func(cfg *agent.Config)
 	noPreauth bool
 	version   string

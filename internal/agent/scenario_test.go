@@ -2,7 +2,6 @@ package agent_test
 
 import (
 	"context"
-	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -374,5 +373,3 @@ func TestPendingEnrollment(t *testing.T) {
 		t.Fatalf("device id changed to %s", d.a.Status().DeviceID)
 	}
 }
-
-var errTest = errors.New("test")
