@@ -468,11 +468,11 @@ func (d *device) until(what string, maxSteps int, cond func() bool) {
 			return
 		}
 		wait, err := d.step(ctx)
-		if err != nil {
-			d.t.Fatalf("step: %v\nlog:\n%s", err, d.logTail())
-		}
 		if cond() {
 			return
+		}
+		if err != nil {
+			d.t.Fatalf("step: %v\nlog:\n%s", err, d.logTail())
 		}
 		d.srv.clock.Advance(max(wait, time.Second))
 	}
