@@ -64,7 +64,7 @@ func TestPowerCutAtEveryStep(t *testing.T) {
 
 func testPowerCuts(t *testing.T, mode devfs.CrashMode) {
 	srv := newServer(t, serverOptions{})
-	img := image("GOOD", 600<<10, 2)
+	img := image("GOOD", 320<<10, 2)
 	rel := srv.image("2.0.0", img)
 
 	run := func(cut int) (fired bool) {
@@ -111,11 +111,11 @@ func testPowerCuts(t *testing.T, mode devfs.CrashMode) {
 		}
 		return fired
 	}
-	// Every operation under the strictest mode; every third under the
+	// Every operation under the strictest mode; every fourth under the
 	// others, which only keep more.
 	stride := 1
 	if mode != devfs.DropUnsynced {
-		stride = 3
+		stride = 4
 	}
 	cuts := 0
 	for cut := 0; ; cut += stride {

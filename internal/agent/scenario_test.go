@@ -325,7 +325,7 @@ func TestKill9Restarts(t *testing.T) {
 	t.Parallel()
 	srv := newServer(t, serverOptions{})
 	d := newDevice(t, srv, deviceOptions{})
-	img := image("GOOD", 500<<10, 11)
+	img := image("GOOD", 200<<10, 11)
 	asg := srv.assign(d.deviceID(), srv.image("2.0.0", img))
 	ctx := context.Background()
 	for i := 0; i < 200; i++ {

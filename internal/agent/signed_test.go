@@ -168,6 +168,12 @@ func TestSignedWindowFromAssignment(t *testing.T) {
 	if st := d.a.Status(); st.Phase != agent.PhaseIdle {
 		t.Fatalf("phase %s outside the window", st.Phase)
 	}
+	// Skip the idle hours: just before the window opens.
+	e.srv.clock.Set(time.Date(2025, 6, 2, 12, 58, 0, 0, mustBerlin(t)))
+	d.step(context.Background())
+	if st := d.a.Status(); st.Phase != agent.PhaseIdle {
+		t.Fatalf("phase %s before the window opened", st.Phase)
+	}
 	d.finished(asg.ID)
 	if now := e.srv.clock.Now().In(mustBerlin(t)); now.Hour() != 13 {
 		t.Fatalf("installed at %s Berlin time, want within the 13:00 window", now.Format("15:04"))
