@@ -31,6 +31,7 @@ import (
 	"github.com/updraft/updraft/internal/store"
 	"github.com/updraft/updraft/internal/store/sqlite"
 	"github.com/updraft/updraft/internal/store/sqlstore"
+	"github.com/updraft/updraft/internal/verifier"
 )
 
 // T0 is where every test's fake clock starts.
@@ -61,6 +62,10 @@ type serverOptions struct {
 	longPoll bool
 	// clock replaces the fake clock (for a real agent process).
 	clock clock.Clock
+	// metadata, when set, serves TUF metadata by name under
+	// /api/device/v1/tuf/ to bearers of a valid device token, standing in
+	// for the device API's metadata route.
+	metadata verifier.Fetcher
 }
 
 func newServer(t testing.TB, o serverOptions) *server {
@@ -112,6 +117,24 @@ func newServer(t testing.TB, o serverOptions) *server {
 		t.Fatal(err)
 	}
 	h := s.api.Handler()
+	if o.metadata != nil {
+		mux := http.NewServeMux()
+		mux.Handle("/", h)
+		mux.HandleFunc("GET /api/device/v1/tuf/{name}", func(w http.ResponseWriter, r *http.Request) {
+			tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+			if _, err := issuer.Verify(tok); !ok || err != nil {
+				http.Error(w, "device token required", http.StatusUnauthorized)
+				return
+			}
+			b, err := o.metadata.Get(r.Context(), r.PathValue("name"), 1<<20)
+			if err != nil {
+				http.NotFound(w, r)
+				return
+			}
+			w.Write(b)
+		})
+		h = mux
+	}
 	s.srv = &httptest.Server{Listener: ln, Config: &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		down := s.down

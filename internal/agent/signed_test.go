@@ -66,9 +66,11 @@ func newSignedEnv(t *testing.T) *signedEnv {
 	e := &signedEnv{}
 	// The repository and the device API share the fake clock.
 	e.dir = &director{targets: map[string]tufrepo.Target{}, docs: map[string][]byte{}}
-	e.srv = newServer(t, serverOptions{director: e.dir})
+	meta := &lateFetcher{}
+	e.srv = newServer(t, serverOptions{director: e.dir, metadata: meta})
 	e.repo = tufrepotest.New(t, tufrepotest.Options{Clock: e.srv.clock, Lines: []string{"gw-200", "gw-300"}})
 	e.dir.repo = e.repo
+	meta.f = e.repo.Server
 	return e
 }
 
@@ -82,15 +84,22 @@ func (e *signedEnv) release(version string, securityVersion int64, hwRevs ...str
 	return e.srv.image(version, arts[0].Data)
 }
 
+// lateFetcher lets the server start before the repository exists.
+type lateFetcher struct{ f verifier.Fetcher }
+
+func (l *lateFetcher) Get(ctx context.Context, name string, n int64) ([]byte, error) {
+	return l.f.Get(ctx, name, n)
+}
+
 // device opens the real verifier on the device's own disk once it knows
-// its id. The repository's in-memory server stands in for the metadata
-// route of the device API.
+// its id; it fetches metadata through the agent's own fetcher, over HTTP
+// with the device token.
 func (e *signedEnv) device(t *testing.T, serial string, seed uint64) *device {
 	var d *device
 	d = newDevice(t, e.srv, deviceOptions{serial: serial, seed: seed, configure: func(c *agent.Config) {
-		c.NewVerifier = func(_ context.Context, deviceID string, _ verifier.Fetcher) (verifier.Verifier, error) {
+		c.NewVerifier = func(_ context.Context, deviceID string, fetch verifier.Fetcher) (verifier.Verifier, error) {
 			return verifier.New(verifier.Config{
-				FS: d.fs, Dir: "var/lib/updraft/tuf", Clock: e.srv.clock, Fetcher: e.repo.Server,
+				FS: d.fs, Dir: "var/lib/updraft/tuf", Clock: e.srv.clock, Fetcher: fetch,
 				DeviceID: deviceID, DeviceType: "gw-200", HWRev: "B", TrustedRoot: e.repo.TrustedRoot(),
 			})
 		}
