@@ -152,3 +152,63 @@ func TestFlakyDownload64MiB(t *testing.T) {
 	}
 	t.Logf("%d drops, %d requests, %d bytes delivered for %d", link.drops, len(link.ranges), link.delivered, size)
 }
+
+// rangeStripper drops the Range header of the second artifact request, as
+// a proxy that does not support ranges would, and cuts the first response
+// off midway.
+type rangeStripper struct {
+	base     http.RoundTripper
+	mu       sync.Mutex
+	n        int
+	statuses []int
+}
+
+func (r *rangeStripper) RoundTrip(req *http.Request) (*http.Response, error) {
+	if !strings.Contains(req.URL.Path, "/artifacts/") {
+		return r.base.RoundTrip(req)
+	}
+	r.mu.Lock()
+	r.n++
+	n := r.n
+	r.mu.Unlock()
+	if n == 2 {
+		req = req.Clone(req.Context())
+		req.Header.Del("Range")
+		req.Header.Del("If-Range")
+	}
+	resp, err := r.base.RoundTrip(req)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	r.statuses = append(r.statuses, resp.StatusCode)
+	r.mu.Unlock()
+	if n == 1 {
+		resp.Body = &cutBody{f: &flaky{}, body: resp.Body, left: 100 << 10}
+	}
+	return resp, nil
+}
+
+// TestDownloadWithoutRangeSupport: when a resume request is answered with
+// the whole artifact (200), the agent starts over from zero and still ends
+// with verified bytes.
+func TestDownloadWithoutRangeSupport(t *testing.T) {
+	t.Parallel()
+	srv := newServer(t, serverOptions{})
+	rt := &rangeStripper{base: http.DefaultTransport.(*http.Transport).Clone()}
+	d := newDevice(t, srv, deviceOptions{configure: func(c *agent.Config) { c.HTTP = &http.Client{Transport: rt} }})
+	img := image("GOOD", 300<<10, 15)
+	asg := srv.assign(d.deviceID(), srv.image("2.0.0", img))
+	d.finished(asg.ID)
+	if got := srv.assignment(asg.ID); got.State != store.AssignSucceeded || !bytes.Equal(d.slotContent("B")[:len(img)], img) {
+		t.Fatalf("assignment %s", got.State)
+	}
+	if !strings.Contains(d.log.String(), "starting from zero") {
+		t.Fatal("the agent did not notice the missing range")
+	}
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	if len(rt.statuses) != 2 || rt.statuses[0] != http.StatusOK || rt.statuses[1] != http.StatusOK {
+		t.Fatalf("statuses %v: want a cut 200 and a full 200", rt.statuses)
+	}
+}
