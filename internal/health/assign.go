@@ -60,7 +60,9 @@ func DrawWaves(targets []Target, waves []WaveSize, controlFraction float64, rng 
 	}
 	var d Draw
 	if controlFraction > 0 {
-		n := int(math.Ceil(controlFraction * float64(len(targets))))
+		// The small slack keeps 0.01 × 10,000 at 100 despite binary
+		// rounding.
+		n := int(math.Ceil(controlFraction*float64(len(targets)) - 1e-9))
 		d.Control = takeStratified(strata, n)
 	}
 	eligible := len(targets) - len(d.Control)

@@ -88,7 +88,7 @@ func PlanWaves(p Policy, targets, strata int, baseline float64, o PlanOptions) (
 	alpha := p.TestAlpha(strata)
 	plan := WavePlan{Targets: targets, TestAlpha: alpha}
 	if o.ControlFraction > 0 {
-		plan.Control = int(math.Ceil(o.ControlFraction * float64(targets)))
+		plan.Control = int(math.Ceil(o.ControlFraction*float64(targets) - 1e-9))
 		if plan.Control < strata && targets >= 4*strata {
 			plan.Control = strata
 		}
