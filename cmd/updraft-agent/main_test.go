@@ -119,3 +119,16 @@ func TestImportGraph(t *testing.T) {
 		t.Fatalf("go list returned only %d packages", len(deps))
 	}
 }
+
+// FuzzParseConfig: any file is refused or parsed without panicking.
+func FuzzParseConfig(f *testing.F) {
+	if b, err := os.ReadFile("testdata/agent.yaml"); err == nil {
+		f.Add(b)
+	}
+	f.Add([]byte("server: {url: http://x}\ndevice: {serial: s, version: 1.0.0}\nsecurity: {allow_unsigned: true}\n"))
+	f.Add([]byte("gates: {windows: [{start: '02:00', duration: 1h, days: [9]}]}"))
+	f.Add([]byte("a: &a [*a, *a]"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		_, _ = parseConfig(bytes.NewReader(b))
+	})
+}
