@@ -12,9 +12,11 @@
 // shared by the whole fleet; 0.5 % of devices crash-loop (capped at 3
 // counted crashes per device-day, as the policy's EventCap says). Bad
 // releases raise the install-failure or the crash rate by 1.5×, 2× or 3×,
-// fleet-wide or on the smallest revision only. The policy is evaluated
-// every 30 minutes while a wave installs and every 2 hours while it soaks;
-// the fixed rule is checked after every single install, which favours it.
+// fleet-wide or on the smallest revision only; one more scenario repeats the
+// doubled crash rate under a rate tolerance of 1.5 instead of the default
+// 1.25. The policy is evaluated every 30 minutes while a wave installs and
+// every 2 hours while it soaks; the fixed rule is checked after every single
+// install, which favours it.
 //
 // Run it with
 //

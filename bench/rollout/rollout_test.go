@@ -33,6 +33,9 @@ func scenarios() []scenario {
 			}
 		}
 	}
+	// The same doubled crash rate under canary-stats.md's suggested
+	// tolerance of 1.5, for comparison with the default 1.25.
+	out = append(out, scenario{name: "crash-2x-fleet-r0=1.5", installFactor: 1, crashFactor: 2, campaigns: bad, tolerance: 1.5})
 	return out
 }
 

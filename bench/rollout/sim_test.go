@@ -48,6 +48,8 @@ type scenario struct {
 	crashFactor   float64
 	stratum       string
 	campaigns     int
+	// tolerance overrides the policy's RateTolerance when not 0.
+	tolerance float64
 }
 
 func (s scenario) factors(stratum string) (install, crash float64) {
@@ -97,6 +99,9 @@ const (
 // newSim builds the fleet, plans and draws the waves.
 func newSim(cfg fleetConfig, sc scenario, plan health.WavePlan, ids []string, index map[string]int, seed [2]uint64) *sim {
 	s := &sim{cfg: cfg, sc: sc, rng: rand.New(rand.NewPCG(seed[0], seed[1])), policy: health.DefaultPolicy(), loopDay: map[int][2]int{}}
+	if sc.tolerance != 0 {
+		s.policy.RateTolerance = sc.tolerance
+	}
 	s.devices = make([]device, cfg.devices)
 	targets := make([]health.Target, cfg.devices)
 	next := 0
