@@ -37,7 +37,7 @@ func (a *Agent) download(ctx context.Context, j *job) error {
 	}
 	sink, err := a.openSink(j)
 	if err != nil {
-		return fmt.Errorf("%w: %v", errFatal, err)
+		return failure("write", "cannot open where the artifact goes: %v", err)
 	}
 	defer sink.Close()
 	d := &downloader{a: a, j: j, p: p, stream: stream, sink: sink, lastPct: pct(p.Offset, j.Target.Length)}

@@ -462,6 +462,7 @@ func (a *Agent) reboot(ctx context.Context) error {
 	a.log.Info("rebooting", "phase", a.st.Phase, "assignment_id", a.jobID())
 	if err := a.cfg.Reboot(ctx); err != nil {
 		a.log.Error("reboot failed; will retry", "err", err)
+		a.st.Boot.Planned = false // saved with the next write
 		return nil
 	}
 	return ErrRebooted
