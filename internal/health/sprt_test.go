@@ -134,9 +134,8 @@ func haltByPrefix(n int, p float64, llr func(n, f int) float64, bound float64) f
 
 // TestOpenBoundValid checks exactly, by the forward recursion, that the
 // open-ended halt bound ln(1/α) keeps the false-halt probability below α
-// over 20,000 devices at the baseline rate, for Wald's test and for the
-// install mixture — and that Wald's own bound ln((1−β)/α) does not
-// guarantee that when the promote bound is ignored.
+// over 20,000 devices at or below the baseline rate, for Wald's test and
+// for the install mixture, with the promote bound ignored.
 func TestOpenBoundValid(t *testing.T) {
 	t.Parallel()
 	const alpha = 0.01
