@@ -108,9 +108,9 @@ func BinomialPower(n int, p0, p, alpha float64) float64 {
 
 // smallestRateForTail returns the smallest p with P(Bin(n, p) ≥ k) ≥ target,
 // searching p in [lo, 1]; +Inf when even p = 1 falls short (k > n). The
-// tail is increasing in p, so bisection on log p converges to 1e-6
-// relative.
-func smallestRateForTail(n, k int, target, lo float64) float64 {
+// tail is increasing in p, so bisection on log p converges, to within
+// relTol relative.
+func smallestRateForTail(n, k int, target, lo, relTol float64) float64 {
 	if k > n {
 		return math.Inf(1)
 	}
@@ -119,7 +119,7 @@ func smallestRateForTail(n, k int, target, lo float64) float64 {
 		return lo
 	}
 	a, b := math.Log(lo), 0.0
-	for b-a > 1e-6 {
+	for b-a > relTol {
 		mid := (a + b) / 2
 		if BinomialLogTail(k, n, math.Exp(mid)) >= logTarget {
 			b = mid
@@ -136,7 +136,7 @@ func smallestRateForTail(n, k int, target, lo float64) float64 {
 // rate at all.
 func DetectableFactor(n int, p0, alpha, power float64) float64 {
 	k := BinomialCritical(n, p0, alpha)
-	return smallestRateForTail(n, k, power, p0) / p0
+	return smallestRateForTail(n, k, power, p0, 1e-7) / p0
 }
 
 // CanarySize returns the smallest canary for which the exact one-sided

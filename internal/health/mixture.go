@@ -116,11 +116,11 @@ func (m Mixture) Validate() error {
 // most α however often it is evaluated. Periods with one arm unexposed
 // carry no information and are skipped.
 func RateLogE(periods []RatePeriod, r0 float64, mix Mixture) float64 {
-	sum := math.Inf(-1)
+	terms := make([]float64, len(mix.Factors))
 	for j, f := range mix.Factors {
-		sum = logAddExp(sum, math.Log(mix.Weights[j])+rateLogLR(periods, r0, r0*f))
+		terms[j] = math.Log(mix.Weights[j]) + rateLogLR(periods, r0, r0*f)
 	}
-	return sum
+	return logSumExp(terms)
 }
 
 // rateLogLR is the log likelihood ratio of ratio rho1 against r0 for the

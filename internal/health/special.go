@@ -37,6 +37,25 @@ func logAddExp(a, b float64) float64 {
 	return a + math.Log1p(math.Exp(b-a))
 }
 
+// logSumExp returns ln Σ e^v[i] with one logarithm, shifting by the
+// maximum so that nothing overflows.
+func logSumExp(v []float64) float64 {
+	hi := math.Inf(-1)
+	for _, x := range v {
+		if x > hi {
+			hi = x
+		}
+	}
+	if math.IsInf(hi, 0) {
+		return hi
+	}
+	sum := 0.0
+	for _, x := range v {
+		sum += math.Exp(x - hi)
+	}
+	return hi + math.Log(sum)
+}
+
 // cfMaxIter bounds the continued fractions. They converge in O(√max(a,b))
 // terms; the bound leaves a wide margin for the sample sizes used here
 // (fleets up to tens of millions of devices).
