@@ -37,7 +37,7 @@ for t in "${targets[@]}"; do
 	fi
 	env "${env[@]}" go build -trimpath -ldflags="-s -w -X main.version=$version" -o "$out/$name" ./cmd/updraft-agent
 	size=$(stat -c %s "$out/$name")
-	printf '%-16s %12d %10.2f\n' "$os/$arch${arm/#-/}" "$size" "$(echo "$size / 1000000" | bc -l)"
+	printf '%-16s %12d %10.2f\n' "$os/$arch${arm/#-/}" "$size" "$(awk -v s="$size" 'BEGIN{print s/1000000}')"
 	if ((size > budget)); then
 		echo "  over the $budget-byte budget" >&2
 		over=1
