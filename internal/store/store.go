@@ -73,6 +73,7 @@ type Store interface {
 	Audit
 	Leases
 	TUF
+	Campaigns
 	// Secret returns the named server secret, creating it with gen on first
 	// use; concurrent replicas agree on one value.
 	Secret(ctx context.Context, name string, gen func() ([]byte, error)) ([]byte, error)
