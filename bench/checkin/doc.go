@@ -7,14 +7,14 @@
 // API would measure enrollment, not check-ins) and issues each a device
 // token. Keep-alive clients on loopback then check in round-robin across
 // all devices, reporting what is already stored, so every check-in is the
-// no-pending-work path: token verification, one device read, one
-// active-assignment read, no write.
+// no-pending-work path: token verification, one store read (the device and
+// its active assignment in one prepared statement), no write.
 //
 // Each backend (SQLite; PostgreSQL when reachable) runs over plain HTTP and
 // over TLS with a session cache (resumption is checked before timing).
 // Run it with
 //
-//	go test -run '^$' -bench . ./bench/checkin
+//	go test -run '^$' -bench . -benchtime 40000x ./bench/checkin
 //
 // It prints requests/s and p99 latency for the API and for the bare
 // handler, and their ratio (goal on plain HTTP: at least 0.5). Without
