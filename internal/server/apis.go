@@ -9,7 +9,10 @@ import (
 	"github.com/updraft/updraft/internal/deviceapi"
 	"github.com/updraft/updraft/internal/identity"
 	"github.com/updraft/updraft/internal/mgmtapi"
+	"github.com/updraft/updraft/internal/notify"
+	"github.com/updraft/updraft/internal/rollout"
 	"github.com/updraft/updraft/internal/signedurl"
+	"github.com/updraft/updraft/internal/webhook"
 )
 
 // Names of the server secrets kept in the store, shared by every replica.
@@ -22,6 +25,7 @@ const (
 type apis struct {
 	device     *deviceapi.API
 	mgmt       *mgmtapi.API
+	engine     *rollout.Engine // campaigns; leads only while it holds the rollout lease
 	deviceMux  *http.ServeMux
 	mgmtMux    *http.ServeMux
 	deviceBase string
@@ -74,6 +78,9 @@ func newAPIs(ctx context.Context, s *Server) (*apis, error) {
 		return nil, err
 	}
 	a := &apis{device: dev, mgmt: mgmt, deviceBase: "/api/device/v1/", mgmtBase: "/api/v1/"}
+	if a.engine, err = newEngine(s, dev.Hub()); err != nil {
+		return nil, err
+	}
 	a.deviceMux, _ = dev.Handler().(*http.ServeMux)
 	a.mgmtMux, _ = mgmt.Handler().(*http.ServeMux)
 	return a, nil
@@ -104,12 +111,31 @@ func (a *apis) start(ctx context.Context) error {
 	if err := a.device.Start(ctx); err != nil {
 		return err
 	}
-	return a.mgmt.Start(ctx)
+	if err := a.mgmt.Start(ctx); err != nil {
+		return err
+	}
+	return a.engine.Start(ctx)
 }
 
 // stop ends the background work; the device API commits queued reports and
 // flushes last-seen times, the management API writes token uses.
 func (a *apis) stop() {
+	a.engine.Stop()
 	a.mgmt.Stop()
 	a.device.Stop()
+}
+
+// newEngine builds the rollout engine; its leader also sends the webhook
+// deliveries after each tick.
+func newEngine(s *Server, hub notify.Notifier) (*rollout.Engine, error) {
+	sender := &webhook.Sender{Store: s.store, Clock: s.cfg.Clock, Logger: s.log.With("component", "webhook")}
+	log := s.log.With("component", "rollout")
+	return rollout.New(rollout.Config{
+		Store: s.store, Clock: s.cfg.Clock, Logger: log, Notifier: hub, Metrics: s.reg,
+		AfterTick: func(ctx context.Context) {
+			if _, err := sender.Run(ctx); err != nil {
+				log.Error("send webhooks", "err", err)
+			}
+		},
+	})
 }
