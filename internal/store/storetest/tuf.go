@@ -250,7 +250,10 @@ func testTUF(t *testing.T, h Harness) {
 		}
 		// A usable stored document is returned as is; nothing is signed.
 		again, err := s.SignDirectorDocument(ctx, tn, "dev-1", store.DirectorAssignment, "a1", always,
-			func(int64) (store.DirectorDocument, error) { t.Fatal("signed although a document was reusable"); return store.DirectorDocument{}, nil }, T0)
+			func(int64) (store.DirectorDocument, error) {
+				t.Fatal("signed although a document was reusable")
+				return store.DirectorDocument{}, nil
+			}, T0)
 		if err != nil || !bytes.Equal(again.Doc, d1.Doc) {
 			t.Fatalf("reuse = %+v, %v", again, err)
 		}
@@ -279,7 +282,9 @@ func testTUF(t *testing.T, h Harness) {
 		}
 		// A signer must use the counter it was given.
 		if _, err := s.SignDirectorDocument(ctx, tn, "dev-1", store.DirectorAssignment, "a1", never,
-			func(c int64) (store.DirectorDocument, error) { return store.DirectorDocument{Counter: c - 1, Doc: []byte("x")}, nil }, T0); !errors.Is(err, store.ErrInvalidRequest) {
+			func(c int64) (store.DirectorDocument, error) {
+				return store.DirectorDocument{Counter: c - 1, Doc: []byte("x")}, nil
+			}, T0); !errors.Is(err, store.ErrInvalidRequest) {
 			t.Fatalf("document with another counter: %v, want ErrInvalidRequest", err)
 		}
 		if c, _ := s.DirectorCounter(ctx, tn, "dev-2"); c != 0 {
