@@ -1,6 +1,7 @@
 package campaign
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -105,7 +106,7 @@ func Create(ctx context.Context, st Writer, tenant string, s Spec, by store.Acto
 	c, err := st.CreateCampaign(ctx, store.Campaign{
 		TenantID: tenant, Name: s.Name, Kind: store.CampaignKindRollout, ReleaseID: pv.Release.ID,
 		Spec: spec, Plan: plan, State: store.CampaignDraft, ApprovedStep: -1,
-		Seed: int64(binary.BigEndian.Uint64(seed[:]) >> 1),
+		Seed: cmp.Or(s.Seed, int64(binary.BigEndian.Uint64(seed[:])>>1)),
 	}, by, now)
 	if err != nil {
 		return store.Campaign{}, pv, err

@@ -78,6 +78,9 @@ type Spec struct {
 	DeviceTimeout Duration `json:"device_timeout,omitempty"`
 	// AllowBad rolls out a release marked bad: an audited override.
 	AllowBad bool `json:"allow_bad,omitempty"`
+	// Seed fixes the random draw of waves (simulations and tests replay a
+	// campaign with it); 0 draws a random seed.
+	Seed int64 `json:"seed,omitempty"`
 }
 
 // Plan is the shape of the rollout.

@@ -117,9 +117,9 @@ func (r *run) rate() float64 {
 }
 
 // refill adds the tokens earned since the last tick; the bucket holds at
-// most one minute's worth (and at least one device).
+// most one tick interval's worth (at least a minute's, and one device).
 func (r *run) refill(rate float64) {
-	burst := math.Max(rate, 1)
+	burst := math.Max(rate*math.Max(1, r.e.cfg.Interval.Minutes()), 1)
 	if r.rt.TokensAt.IsZero() {
 		r.rt.Tokens, r.rt.TokensAt = math.Min(burst, math.Max(1, rate/60*r.e.cfg.Interval.Seconds())), r.now
 		return

@@ -142,6 +142,7 @@ func TestTripledCrashRateHaltsBeforeTheLargeWave(t *testing.T) {
 	}
 	spec := baseSpec("crashy", "2.0.0")
 	spec.Plan.Waves = []float64{10, 25, 100}
+	spec.Health.MinSoak = campaign.Duration(24 * time.Hour)
 	c := s.start(spec)
 	s.runUntil(6*24*time.Hour, "halt", func() bool { return s.campaign(c.ID).State == store.CampaignHalted })
 	cur := s.campaign(c.ID)

@@ -106,7 +106,7 @@ func newSim(t *testing.T, st *sqlstore.Store, seed uint64) *sim {
 
 func (s *sim) newEngine(holder string) *rollout.Engine {
 	e, err := rollout.New(rollout.Config{
-		Store: s.st, Clock: s.clock, Holder: holder, Interval: time.Minute, LeaseTTL: 30 * time.Minute, Lag: -1,
+		Store: s.st, Clock: s.clock, Holder: holder, Interval: 10 * time.Minute, LeaseTTL: 30 * time.Minute, Lag: -1,
 		Notifier: notify.NotifierFunc(func(_, id string) {
 			s.mu.Lock()
 			s.notified[id] = true
@@ -178,6 +178,7 @@ func (s *sim) release(version string, security int64, sev store.Severity, device
 // start creates and starts a campaign.
 func (s *sim) start(spec campaign.Spec) store.Campaign {
 	s.t.Helper()
+	spec.Seed = int64(s.seed)
 	c, _, err := campaign.Create(s.ctx, s.st, store.DefaultTenant, spec, admin, s.clock.Now())
 	if err != nil {
 		s.t.Fatalf("create campaign: %v", err)
