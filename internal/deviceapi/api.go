@@ -52,6 +52,10 @@ type Config struct {
 	Metrics prometheus.Registerer
 	// Director signs assignments handed to devices; optional.
 	Director AssignmentSigner
+	// Metadata serves TUF metadata at /api/device/v1/tuf/{name} and
+	// Finalizer adds finalize documents to check-ins; both optional.
+	Metadata  MetadataSource
+	Finalizer FinalizeSigner
 	// Tenant the tenant-free /api/device/v1 paths act on; default
 	// store.DefaultTenant.
 	Tenant string
@@ -178,6 +182,8 @@ type API struct {
 	publicURL string
 	hub       *notify.Hub
 	director  AssignmentSigner
+	metadata  MetadataSource
+	finalizer FinalizeSigner
 	tenant    string
 	limits    Limits
 	metrics   *metrics
@@ -240,6 +246,8 @@ func New(cfg Config) (*API, error) {
 		publicURL: base,
 		hub:       cfg.Hub,
 		director:  cfg.Director,
+		metadata:  cfg.Metadata,
+		finalizer: cfg.Finalizer,
 		tenant:    cfg.Tenant,
 		limits:    cfg.Limits,
 		stopping:  make(chan struct{}),
@@ -282,6 +290,7 @@ func (a *API) routes() http.Handler {
 	mux.HandleFunc("POST "+wire.PathReports, a.handleReports)
 	mux.HandleFunc("POST "+wire.PathTelemetry, a.handleTelemetry)
 	mux.HandleFunc("GET "+wire.PathDownload, a.handleDownload)
+	mux.HandleFunc("GET "+wire.PathMetadata, a.handleTUF)
 	// Everything else under the prefix: a known path with the wrong
 	// method (the method-specific patterns above did not match) or no
 	// endpoint at all. Both answer in the API's JSON error format.
@@ -301,6 +310,9 @@ func methodsFor(path string) string {
 	switch path {
 	case wire.PathEnroll, wire.PathToken, wire.PathCheckIn, wire.PathReports, wire.PathTelemetry:
 		return http.MethodPost
+	}
+	if name, ok := strings.CutPrefix(path, wire.MetadataPrefix); ok && name != "" && !strings.Contains(name, "/") {
+		return "GET, HEAD"
 	}
 	if rest, ok := strings.CutPrefix(path, wire.Prefix+"/artifacts/"); ok {
 		if id, ok := strings.CutSuffix(rest, "/download"); ok && id != "" && !strings.Contains(id, "/") {

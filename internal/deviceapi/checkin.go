@@ -257,6 +257,7 @@ func (a *API) answer(ctx context.Context, d store.Device, act *store.Assignment,
 			return nil, err
 		}
 	}
+	resp.Finalize = a.finalizeFor(ctx, d, req.SecurityFloor)
 	return resp, nil
 }
 

@@ -48,6 +48,9 @@ func DecodeCheckIn(body []byte) (CheckInRequest, error) {
 	if err := checkAttributes("attributes", r.Attributes); err != nil {
 		return CheckInRequest{}, err
 	}
+	if r.SecurityFloor != nil && *r.SecurityFloor < 0 {
+		return CheckInRequest{}, fieldErr("security_floor", "must not be negative")
+	}
 	return r, nil
 }
 

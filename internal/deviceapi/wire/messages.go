@@ -49,6 +49,10 @@ type CheckInRequest struct {
 	TimeZone string `json:"time_zone,omitempty"`
 	// Attributes replace the reported attributes when present.
 	Attributes map[string]string `json:"attributes,omitempty"`
+	// SecurityFloor is the device's security floor (the verifier's), if
+	// it verifies signed updates; the server then sends a finalize only
+	// when it would raise the floor.
+	SecurityFloor *int64 `json:"security_floor,omitempty"`
 }
 
 // CheckInResponse answers a check-in.
@@ -61,6 +65,12 @@ type CheckInResponse struct {
 	// Cancel tells the device to stop working on the assignment it
 	// reported; the replacement, if any, is in Assignment.
 	Cancel *Cancel `json:"cancel,omitempty"`
+	// Finalize is a director-signed finalize document for the version the
+	// device runs: the device may raise its security floor to the
+	// document's security version (verifier.Finalize). Present while the
+	// device runs a release an operator finalized and has not reported a
+	// floor at least that high.
+	Finalize json.RawMessage `json:"finalize,omitempty"`
 }
 
 // LongPoll says whether and how long a check-in may wait for news

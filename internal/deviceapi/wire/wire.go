@@ -32,6 +32,11 @@ const (
 	// PathDownload is the download route pattern (net/http ServeMux
 	// syntax); the signed query string is appended by the server.
 	PathDownload = Prefix + "/artifacts/{artifact}/download"
+	// MetadataPrefix is where TUF metadata files are served by name
+	// ("timestamp.json", "3.root.json", …), with the device token;
+	// PathMetadata is its route pattern.
+	MetadataPrefix = Prefix + "/tuf/"
+	PathMetadata   = MetadataPrefix + "{name}"
 )
 
 // DownloadPath returns the download path of one artifact.

@@ -44,6 +44,10 @@ func TestDecodeCheckIn(t *testing.T) {
 		{``, "body"},
 		{`{"version":"1.0.0"`, "body"},
 		{`{"version":null}`, "version"},
+		{`{"version":"1.0.0","security_floor":0}`, ""},
+		{`{"version":"1.0.0","security_floor":7}`, ""},
+		{`{"version":"1.0.0","security_floor":-1}`, "security_floor"},
+		{`{"version":"1.0.0","security_floor":"7"}`, "body"},
 	}
 	for _, tt := range tests {
 		_, err := wire.DecodeCheckIn([]byte(tt.body))
