@@ -17,6 +17,7 @@ import (
 	"github.com/updraft/updraft/internal/blob"
 	"github.com/updraft/updraft/internal/clock"
 	"github.com/updraft/updraft/internal/notify"
+	"github.com/updraft/updraft/internal/signing"
 	"github.com/updraft/updraft/internal/store"
 )
 
@@ -51,6 +52,9 @@ type Config struct {
 	// TokenUseFlush is how often API token last-use times are written to
 	// the store (see Start); 0 means DefaultTokenUseFlush.
 	TokenUseFlush time.Duration
+	// Signing serves the signed-update routes (/tuf/…, release
+	// finalize); nil answers them with 404 not_configured.
+	Signing *signing.Service
 }
 
 // API serves the management API. Create it with New.
@@ -60,6 +64,7 @@ type API struct {
 	clock    clock.Clock
 	log      *slog.Logger
 	notifier notify.Notifier
+	signing  *signing.Service
 	maxSize  int64
 	pwParams auth.Argon2Params
 	routes   []Route
@@ -126,6 +131,7 @@ func New(cfg Config) (*API, error) {
 		clock:    cfg.Clock,
 		log:      cfg.Logger,
 		notifier: cfg.Notifier,
+		signing:  cfg.Signing,
 		maxSize:  cfg.MaxArtifactSize,
 		pwParams: cfg.PasswordParams,
 
@@ -150,7 +156,7 @@ func New(cfg Config) (*API, error) {
 	if a.maxSize == 0 {
 		a.maxSize = DefaultMaxArtifactSize
 	}
-	a.routes = a.routeTable()
+	a.routes = append(a.routeTable(), a.tufRoutes()...)
 	a.mux = http.NewServeMux()
 	for _, rt := range a.routes {
 		a.mux.Handle(rt.Method+" "+rt.Pattern, a.serveRoute(rt))

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/updraft/updraft/internal/store"
+	"github.com/updraft/updraft/internal/tufmeta"
 )
 
 // jsonBodyRoutes are the routes whose document says they take a JSON body.
@@ -50,12 +51,20 @@ func TestBadJSONBodies(t *testing.T) {
 		{"trailing data", `{} {}`, 400, "malformed_json"},
 		{"oversize", huge, 413, "too_large"},
 	}
+	// Routes that take larger bodies get an oversize body over their limit.
+	limits := map[string]int{
+		"POST " + Prefix + "/tuf/changes":     maxChangeBody,
+		"PUT " + Prefix + "/tuf/roles/{role}": int(tufmeta.DefaultLimits().Delegated),
+	}
 	for _, rt := range jsonBodyRoutes(t, e) {
 		for _, c := range cases {
 			before := e.snapshot()
 			rq := e.requestFor(rt, fx)
 			rq.token = e.admin
 			rq.body = c.body
+			if n, ok := limits[rt.Method+" "+rt.Pattern]; ok && c.name == "oversize" {
+				rq.body = `{"name":"` + strings.Repeat("x", n) + `"}`
+			}
 			r := e.do(rq)
 			if r.status != c.status || r.errorCode(t) != c.code {
 				t.Errorf("%s %s with %s body: %d %s, want %d %s", rt.Method, rt.Pattern, c.name, r.status, r.body, c.status, c.code)
@@ -78,7 +87,7 @@ func TestUnknownIDs(t *testing.T) {
 		before := e.snapshot()
 		rq := e.requestFor(rt, fx)
 		rq.token = e.admin
-		for _, id := range []string{fx.pending, fx.accepted, fx.credential, fx.published.ID, fx.draft.ID, fx.assignment, fx.user, fx.token} {
+		for _, id := range append([]string{fx.pending, fx.accepted, fx.credential, fx.published.ID, fx.draft.ID, fx.assignment, fx.user, fx.token}, fx.tuf.tufPathValues()...) {
 			rq.path = strings.ReplaceAll(rq.path, id, "nosuch"+id[:4])
 		}
 		r := e.do(rq)

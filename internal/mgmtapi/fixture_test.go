@@ -22,7 +22,8 @@ type fixture struct {
 	draft      store.Release // a draft with one artifact
 	assignment string        // the accepted device's active assignment
 	user       string
-	token      string // an API token id
+	token      string      // an API token id
+	tuf        *tufFixture // a TUF repository with the published release signed
 }
 
 func (e *env) fixture() fixture {
@@ -47,6 +48,7 @@ func (e *env) fixture() fixture {
 	var nt newTokenBody
 	e.must(201, req{token: e.admin, method: "POST", path: "/tokens", body: map[string]any{"name": "spare", "role": "viewer"}}).decode(e.t, &nt)
 	fx.token = nt.ID
+	fx.tuf = e.tufFixture(&fx)
 	return fx
 }
 
@@ -118,6 +120,9 @@ func (e *env) requestFor(rt Route, fx fixture) req {
 	case "DELETE /tokens/{id}":
 		ids["{id}"] = fx.token
 	default:
+		if rq, ok := e.tufRequestFor(rt, fx); ok {
+			return rq
+		}
 		e.t.Fatalf("no test request for route %s %s: add one to requestFor", rt.Method, rt.Pattern)
 	}
 	path := strings.TrimPrefix(rt.Pattern, Prefix)

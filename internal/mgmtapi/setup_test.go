@@ -102,6 +102,7 @@ func newEnvWith(t testing.TB, o envOptions) *env {
 		Notifier:        notifyFunc(e.notify),
 		MaxArtifactSize: o.maxArtifactSize,
 		PasswordParams:  testArgon2,
+		Signing:         newTestSigning(t, st, fc),
 	})
 	if err != nil {
 		t.Fatal(err)
