@@ -12,6 +12,7 @@ import (
 	"github.com/updraft/updraft/internal/notify"
 	"github.com/updraft/updraft/internal/rollout"
 	"github.com/updraft/updraft/internal/signedurl"
+	"github.com/updraft/updraft/internal/signing"
 	"github.com/updraft/updraft/internal/webhook"
 )
 
@@ -23,6 +24,7 @@ const (
 
 // apis holds the device and management APIs of one server.
 type apis struct {
+	signing    *signing.Service
 	device     *deviceapi.API
 	mgmt       *mgmtapi.API
 	engine     *rollout.Engine // campaigns; leads only while it holds the rollout lease
@@ -53,6 +55,10 @@ func newAPIs(ctx context.Context, s *Server) (*apis, error) {
 	if err != nil {
 		return nil, fmt.Errorf("download URL signer: %w", err)
 	}
+	sign, err := newSigning(s)
+	if err != nil {
+		return nil, err
+	}
 	dev, err := deviceapi.New(deviceapi.Config{
 		Store:     s.store,
 		Blobs:     s.blobs,
@@ -62,6 +68,9 @@ func newAPIs(ctx context.Context, s *Server) (*apis, error) {
 		Logger:    s.log.With("component", "deviceapi"),
 		PublicURL: s.cfg.PublicURL,
 		Metrics:   s.reg,
+		Director:  sign,
+		Metadata:  sign,
+		Finalizer: sign,
 	})
 	if err != nil {
 		return nil, err
@@ -73,11 +82,12 @@ func newAPIs(ctx context.Context, s *Server) (*apis, error) {
 		Logger:          s.log.With("component", "mgmtapi"),
 		Notifier:        dev.Hub(),
 		MaxArtifactSize: s.cfg.MaxArtifactSize,
+		Signing:         sign,
 	})
 	if err != nil {
 		return nil, err
 	}
-	a := &apis{device: dev, mgmt: mgmt, deviceBase: "/api/device/v1/", mgmtBase: "/api/v1/"}
+	a := &apis{signing: sign, device: dev, mgmt: mgmt, deviceBase: "/api/device/v1/", mgmtBase: "/api/v1/"}
 	if a.engine, err = newEngine(s, dev.Hub()); err != nil {
 		return nil, err
 	}
@@ -108,6 +118,9 @@ func (a *apis) pattern(r *http.Request) string {
 }
 
 func (a *apis) start(ctx context.Context) error {
+	if err := a.signing.Start(ctx); err != nil {
+		return err
+	}
 	if err := a.device.Start(ctx); err != nil {
 		return err
 	}
@@ -123,6 +136,7 @@ func (a *apis) stop() {
 	a.engine.Stop()
 	a.mgmt.Stop()
 	a.device.Stop()
+	a.signing.Stop()
 }
 
 // newEngine builds the rollout engine; its leader also sends the webhook

@@ -31,6 +31,7 @@ import (
 	"github.com/updraft/updraft/internal/apierror"
 	"github.com/updraft/updraft/internal/blob"
 	"github.com/updraft/updraft/internal/clock"
+	"github.com/updraft/updraft/internal/signing"
 	"github.com/updraft/updraft/internal/store"
 	"github.com/updraft/updraft/internal/store/postgres"
 	"github.com/updraft/updraft/internal/store/sqlite"
@@ -58,6 +59,14 @@ type Config struct {
 	Logger          *slog.Logger
 	// Out receives the one-time first-start credentials. Default os.Stdout.
 	Out io.Writer
+
+	// SigningKeyFile holds the key-encryption key that seals the online
+	// TUF keys in the database (64 hex digits); default a file created in
+	// DataDir. Replicas sharing a database need the same one.
+	SigningKeyFile string
+	// Signing tunes the signing service (metadata lifetimes, publish
+	// interval, expiry warnings); zero values take its defaults.
+	Signing signing.Options
 }
 
 // DefaultMaxArtifactSize is the default upload limit.
@@ -228,7 +237,21 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	} else {
 		checks["database"] = "ok"
 	}
-	apierror.WriteJSON(w, status, map[string]any{"ready": status == http.StatusOK, "checks": checks})
+	// Signing problems degrade readiness without failing it: taking every
+	// replica out of the load balancer would also cut off the management
+	// API that fixes them (uploading re-signed metadata).
+	sh := s.apis.signing.Health()
+	checks["signing"] = "ok"
+	if sh.Degraded {
+		checks["signing"] = "degraded"
+	} else if !sh.Initialized {
+		checks["signing"] = "not set up"
+	}
+	body := map[string]any{"ready": status == http.StatusOK, "degraded": sh.Degraded, "checks": checks}
+	if len(sh.Warnings) > 0 {
+		body["warnings"] = sh.Warnings
+	}
+	apierror.WriteJSON(w, status, body)
 }
 
 // Listen binds the listen address; Addr reports the bound address
