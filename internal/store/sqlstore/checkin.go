@@ -33,6 +33,14 @@ func (e extraScan) Scan(dest ...any) error { return e.row.Scan(append(dest, e.ex
 
 // CheckInState implements store.Devices with one prepared query.
 func (s *Store) CheckInState(ctx context.Context, tenant, deviceID string) (store.Device, *store.Assignment, error) {
+	if s.d.Name() == "sqlite" {
+		// A read in SQLite's WAL mode never waits for writers, and this
+		// point read takes microseconds, so cancelling it buys nothing;
+		// watching a cancellable context costs two goroutines per query
+		// (database/sql and the driver each start one), 13–16 % of the
+		// read. On PostgreSQL the context still bounds the round trip.
+		ctx = context.WithoutCancel(ctx)
+	}
 	// One struct, so the nullable columns cost one allocation, not eleven.
 	var a struct {
 		id, releaseID, version, campaignID, state, errorCode, reason, supersededBy sql.NullString
