@@ -71,11 +71,12 @@ func BenchmarkCheckIn(b *testing.B) {
 				var res comparison
 				b.Run(transport, func(b *testing.B) { res = compare(b, &api, &bare, fx.tokens) })
 				fmt.Printf("checkin %s/%s: %d devices, %d keep-alive clients, %d-byte responses\n"+
-					"  device API    %8.0f req/s  p99 %7.3f ms\n"+
-					"  bare net/http %8.0f req/s  p99 %7.3f ms\n"+
-					"  ratio %.2f (goal on plain HTTP: >= 0.5)\n",
+					"  device API    %8.0f req/s  p99 %7.3f ms%s\n"+
+					"  bare net/http %8.0f req/s  p99 %7.3f ms%s\n"+
+					"  ratio %.2f (goal on plain HTTP: >= 0.5)%s\n",
 					backend, transport, deviceCount, clients, size,
-					res.api.rps, ms(res.api.p99), res.bare.rps, ms(res.bare.p99), res.api.rps/res.bare.rps)
+					res.api.rps, ms(res.api.p99), res.api.cpuText(), res.bare.rps, ms(res.bare.p99), res.bare.cpuText(),
+					res.api.rps/res.bare.rps, res.cpuRatioText(backend))
 			}
 		})
 	}
@@ -283,9 +284,33 @@ type target struct {
 type result struct {
 	rps float64
 	p99 time.Duration
+	// cpu is the process's CPU time per request (client and server side
+	// together), 0 if unknown.
+	cpu time.Duration
+}
+
+func (r result) cpuText() string {
+	if r.cpu == 0 {
+		return ""
+	}
+	return fmt.Sprintf("  CPU %5.1f µs/req", float64(r.cpu)/float64(time.Microsecond))
 }
 
 type comparison struct{ api, bare result }
+
+// cpuRatioText compares CPU per request, which background load on a
+// shared machine disturbs much less than requests/s. It counts this
+// process only: PostgreSQL's own CPU is not in it.
+func (c comparison) cpuRatioText(backend string) string {
+	if c.api.cpu == 0 || c.bare.cpu == 0 {
+		return ""
+	}
+	note := ""
+	if backend == "postgres" {
+		note = ", not counting the PostgreSQL server"
+	}
+	return fmt.Sprintf("; CPU per request bare/API %.2f%s", float64(c.bare.cpu)/float64(c.api.cpu), note)
+}
 
 // chunk is how many requests one side sends before the other side takes
 // over. Alternating in small chunks exposes both to the same background
@@ -293,27 +318,41 @@ type comparison struct{ api, bare result }
 const chunk = 2000
 
 // compare sends b.N check-ins to each target, alternating in chunks, and
-// reports each side's throughput and p99 latency and their ratio.
+// reports each side's throughput, p99 latency and CPU per request, and
+// their ratio.
 func compare(b *testing.B, api, bare *target, tokens []string) comparison {
 	var apiLat, bareLat []time.Duration
-	var apiTime, bareTime time.Duration
+	var apiTime, bareTime, apiCPU, bareCPU time.Duration
+	cpuKnown := true
 	b.ResetTimer()
 	for done := 0; done < b.N; done += chunk {
 		n := min(chunk, b.N-done)
-		d, lat := load(b, api, tokens, done, n)
+		d, cpu, ok, lat := load(b, api, tokens, done, n)
 		apiTime += d
+		apiCPU += cpu
+		cpuKnown = cpuKnown && ok
 		apiLat = append(apiLat, lat...)
-		d, lat = load(b, bare, tokens, done, n)
+		d, cpu, ok, lat = load(b, bare, tokens, done, n)
 		bareTime += d
+		bareCPU += cpu
+		cpuKnown = cpuKnown && ok
 		bareLat = append(bareLat, lat...)
 	}
 	b.StopTimer()
 	c := comparison{api: summarize(apiLat, apiTime), bare: summarize(bareLat, bareTime)}
+	if cpuKnown {
+		c.api.cpu = apiCPU / time.Duration(len(apiLat))
+		c.bare.cpu = bareCPU / time.Duration(len(bareLat))
+	}
 	b.ReportMetric(c.api.rps, "api-req/s")
 	b.ReportMetric(c.bare.rps, "bare-req/s")
 	b.ReportMetric(c.api.rps/c.bare.rps, "ratio")
 	b.ReportMetric(float64(c.api.p99.Microseconds()), "api-p99-µs")
 	b.ReportMetric(float64(c.bare.p99.Microseconds()), "bare-p99-µs")
+	if cpuKnown {
+		b.ReportMetric(float64(c.api.cpu.Nanoseconds())/1e3, "api-cpu-µs/req")
+		b.ReportMetric(float64(c.bare.cpu.Nanoseconds())/1e3, "bare-cpu-µs/req")
+	}
 	return c
 }
 
@@ -323,14 +362,15 @@ func summarize(lat []time.Duration, total time.Duration) result {
 }
 
 // load sends n check-ins from `clients` goroutines, round-robin over the
-// devices starting at device first, and returns the wall time and each
-// request's latency.
-func load(b *testing.B, t *target, tokens []string, first, n int) (time.Duration, []time.Duration) {
+// devices starting at device first, and returns the wall time, the
+// process's CPU time (ok false if unknown) and each request's latency.
+func load(b *testing.B, t *target, tokens []string, first, n int) (wall, cpu time.Duration, ok bool, lat []time.Duration) {
 	var next atomic.Int64
 	var mu sync.Mutex
 	var failure string
-	lat := make([][]time.Duration, clients)
+	lats := make([][]time.Duration, clients)
 	var wg sync.WaitGroup
+	cpu0, ok0 := processCPU()
 	start := time.Now()
 	for w := range clients {
 		wg.Add(1)
@@ -343,7 +383,7 @@ func load(b *testing.B, t *target, tokens []string, first, n int) (time.Duration
 				}
 				t0 := time.Now()
 				status, body, err := checkIn(t.client, t.url, tokens[(first+i)%len(tokens)])
-				lat[w] = append(lat[w], time.Since(t0))
+				lats[w] = append(lats[w], time.Since(t0))
 				if err != nil || status != http.StatusOK {
 					mu.Lock()
 					failure = fmt.Sprintf("%s: check-in %d: %d %s %v", t.name, first+i, status, body, err)
@@ -354,9 +394,10 @@ func load(b *testing.B, t *target, tokens []string, first, n int) (time.Duration
 		}()
 	}
 	wg.Wait()
-	elapsed := time.Since(start)
+	wall = time.Since(start)
+	cpu1, ok1 := processCPU()
 	if failure != "" {
 		b.Fatal(failure)
 	}
-	return elapsed, slices.Concat(lat...)
+	return wall, cpu1 - cpu0, ok0 && ok1, slices.Concat(lats...)
 }
