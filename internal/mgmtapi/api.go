@@ -156,7 +156,7 @@ func New(cfg Config) (*API, error) {
 	if a.maxSize == 0 {
 		a.maxSize = DefaultMaxArtifactSize
 	}
-	a.routes = append(a.routeTable(), a.tufRoutes()...)
+	a.routes = append(append(a.routeTable(), a.tufRoutes()...), a.campaignRoutes()...)
 	a.mux = http.NewServeMux()
 	for _, rt := range a.routes {
 		a.mux.Handle(rt.Method+" "+rt.Pattern, a.serveRoute(rt))

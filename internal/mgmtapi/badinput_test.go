@@ -87,7 +87,7 @@ func TestUnknownIDs(t *testing.T) {
 		before := e.snapshot()
 		rq := e.requestFor(rt, fx)
 		rq.token = e.admin
-		for _, id := range append([]string{fx.pending, fx.accepted, fx.credential, fx.published.ID, fx.draft.ID, fx.assignment, fx.user, fx.token}, fx.tuf.tufPathValues()...) {
+		for _, id := range append([]string{fx.pending, fx.accepted, fx.credential, fx.published.ID, fx.draft.ID, fx.assignment, fx.user, fx.token}, append(fx.tuf.tufPathValues(), fx.cmp.ids()...)...) {
 			rq.path = strings.ReplaceAll(rq.path, id, "nosuch"+id[:4])
 		}
 		r := e.do(rq)

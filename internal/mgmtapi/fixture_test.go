@@ -22,8 +22,9 @@ type fixture struct {
 	draft      store.Release // a draft with one artifact
 	assignment string        // the accepted device's active assignment
 	user       string
-	token      string      // an API token id
-	tuf        *tufFixture // a TUF repository with the published release signed
+	token      string           // an API token id
+	tuf        *tufFixture      // a TUF repository with the published release signed
+	cmp        *campaignFixture // campaigns in each state a command needs, and a webhook
 }
 
 func (e *env) fixture() fixture {
@@ -49,6 +50,7 @@ func (e *env) fixture() fixture {
 	e.must(201, req{token: e.admin, method: "POST", path: "/tokens", body: map[string]any{"name": "spare", "role": "viewer"}}).decode(e.t, &nt)
 	fx.token = nt.ID
 	fx.tuf = e.tufFixture(&fx)
+	fx.cmp = e.campaignFixture(fx)
 	return fx
 }
 
@@ -120,6 +122,9 @@ func (e *env) requestFor(rt Route, fx fixture) req {
 	case "DELETE /tokens/{id}":
 		ids["{id}"] = fx.token
 	default:
+		if rq, ok := e.campaignRequestFor(rt, fx); ok {
+			return rq
+		}
 		if rq, ok := e.tufRequestFor(rt, fx); ok {
 			return rq
 		}
