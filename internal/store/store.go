@@ -74,6 +74,7 @@ type Store interface {
 	Leases
 	TUF
 	Campaigns
+	DDI
 	// Secret returns the named server secret, creating it with gen on first
 	// use; concurrent replicas agree on one value.
 	Secret(ctx context.Context, name string, gen func() ([]byte, error)) ([]byte, error)

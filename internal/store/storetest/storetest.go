@@ -56,6 +56,7 @@ func Run(t *testing.T, h Harness) {
 		{"Reports", testReports},
 		{"TUF", testTUF},
 		{"CheckIn", testCheckIn},
+		{"DDI", testDDI},
 	}
 	for _, s := range suites {
 		t.Run(s.name, func(t *testing.T) { s.fn(t, h) })
