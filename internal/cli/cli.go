@@ -95,6 +95,7 @@ func commands() []*command {
 		migrateCommand(),
 		deviceCommand(),
 		releaseCommand(),
+		keysCommand(),
 		tokenCommand(),
 		userCommand(),
 		auditCommand(),

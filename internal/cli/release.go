@@ -26,6 +26,9 @@ RELEASE arguments take a release id or a version.`,
 			releaseShowCommand(),
 			releaseMarkBadCommand(),
 			releaseMarkAffectedCommand(),
+			releaseSignCommand(),
+			releaseUploadMetadataCommand(),
+			releaseFinalizeCommand(),
 		},
 	}
 }
