@@ -26,13 +26,13 @@ import (
 
 func releaseSignCommand() *command {
 	var (
-		role, metadataFile, out, passphraseFile                            string
+		role, metadataFile, out, passphraseFile                           string
 		version, deviceType, hwRevs, typ, component, compression, fromVer string
-		name                                                               string
-		securityVersion                                                    int64
-		keys, artifacts, remove                                            []string
-		expires                                                            time.Duration
-		cosign, combine                                                    bool
+		name                                                              string
+		securityVersion                                                   int64
+		keys, artifacts, remove                                           []string
+		expires                                                           time.Duration
+		cosign, combine                                                   bool
 	)
 	return &command{
 		name:  "sign",
