@@ -95,6 +95,7 @@ func commands() []*command {
 		migrateCommand(),
 		deviceCommand(),
 		releaseCommand(),
+		campaignCommand(),
 		keysCommand(),
 		tokenCommand(),
 		userCommand(),
