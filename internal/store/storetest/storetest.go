@@ -56,6 +56,7 @@ func Run(t *testing.T, h Harness) {
 		{"Reports", testReports},
 		{"TUF", testTUF},
 		{"CheckIn", testCheckIn},
+		{"Campaigns", testCampaigns},
 		{"DDI", testDDI},
 	}
 	for _, s := range suites {
