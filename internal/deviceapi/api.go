@@ -196,8 +196,13 @@ type API struct {
 	mu       sync.Mutex
 	started  bool
 	stopping chan struct{} // closed by Stop; ends long-polls
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
+	// draining is closed by EndLongPolls at the start of a graceful
+	// shutdown, so parked check-ins answer at once instead of holding the
+	// HTTP server's shutdown until their deadline.
+	draining  chan struct{}
+	drainOnce sync.Once
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
 
 	handler http.Handler
 }
@@ -251,6 +256,7 @@ func New(cfg Config) (*API, error) {
 		tenant:    cfg.Tenant,
 		limits:    cfg.Limits,
 		stopping:  make(chan struct{}),
+		draining:  make(chan struct{}),
 	}
 	a.metrics, err = newMetrics(cfg.Metrics)
 	if err != nil {
@@ -346,6 +352,11 @@ func (a *API) Start(ctx context.Context) error {
 	return nil
 }
 
+// EndLongPolls answers every parked long-poll now, and every later one at
+// once. Call it before shutting the HTTP server down; the rest of the API
+// keeps working until Stop.
+func (a *API) EndLongPolls() { a.drainOnce.Do(func() { close(a.draining) }) }
+
 // Stop ends long-polls, commits the status reports already queued, flushes
 // last-seen times and waits for the background work to end. Requests that
 // arrive afterwards and need the committer get 503.
@@ -358,6 +369,7 @@ func (a *API) Stop() {
 	default:
 	}
 	close(a.stopping)
+	a.EndLongPolls()
 	started := a.started
 	a.mu.Unlock()
 	if !started {

@@ -116,7 +116,7 @@ func (a *API) longPoll(ctx context.Context, claims identity.Claims, req wire.Che
 		select {
 		case <-timer.C():
 			return resp, nil
-		case <-a.stopping:
+		case <-a.draining:
 			return resp, nil
 		case <-ctx.Done():
 			return nil, nil

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"strconv"
 	"sync"
@@ -57,9 +58,19 @@ func (s *statusRecorder) Write(b []byte) (int, error) {
 	return s.ResponseWriter.Write(b)
 }
 
-// Unwrap lets http.ResponseController reach Flush, deadlines and sendfile
-// (ReadFrom) on the underlying writer.
+// Unwrap lets http.ResponseController reach Flush and deadlines on the
+// underlying writer.
 func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// ReadFrom passes io.Copy from a file straight to the connection's
+// ReaderFrom, which uses sendfile(2): without it, http.ServeContent would
+// copy every artifact byte through user space.
+func (s *statusRecorder) ReadFrom(r io.Reader) (int64, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return io.Copy(s.ResponseWriter, r)
+}
 
 // wrap instruments h; route names the request's route pattern.
 func (m *httpMetrics) wrap(h http.Handler, route func(*http.Request) string) http.Handler {

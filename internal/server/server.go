@@ -191,6 +191,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 // Store returns the server's store (for in-process tools and tests).
 func (s *Server) Store() store.Store { return s.store }
 
+// Signing returns the server's signing service (for in-process tools and
+// tests).
+func (s *Server) Signing() *signing.Service { return s.apis.signing }
+
 // Handler returns the server's complete HTTP handler.
 func (s *Server) Handler() http.Handler { return s.handler }
 
@@ -320,6 +324,8 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	s.ready.Store(false)
 	s.log.Info("shutting down")
+	// Parked long-polls would otherwise hold Shutdown until their deadline.
+	s.apis.device.EndLongPolls()
 	shutCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	err := s.http.Shutdown(shutCtx)
