@@ -5,6 +5,12 @@
 // this avoids SQLITE_BUSY upgrades); reads use a pool. synchronous=FULL makes
 // every commit durable, which status reports rely on; group commit in the
 // device API keeps that affordable.
+//
+// The database files (the main file, -wal and -shm) hold password and token
+// hashes and sealed signing keys, so they are private to the server's user:
+// Open creates the main file 0600 before SQLite touches it (SQLite gives the
+// -wal and -shm files the main file's mode) and tightens files an older
+// version or another tool left readable.
 package sqlite
 
 import (
@@ -16,6 +22,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/url"
+	"os"
 	"strings"
 
 	"modernc.org/sqlite"
@@ -69,6 +76,9 @@ func Open(path string, log *slog.Logger) (*sqlstore.Store, error) {
 	if strings.ContainsAny(path, "?#") {
 		return nil, fmt.Errorf("sqlite path %q must not contain '?' or '#'", path)
 	}
+	if err := createPrivate(path); err != nil {
+		return nil, err
+	}
 	q := url.Values{}
 	for _, p := range []string{"busy_timeout(10000)", "journal_mode(WAL)", "foreign_keys(1)", "synchronous(FULL)"} {
 		q.Add("_pragma", p)
@@ -99,5 +109,40 @@ func Open(path string, log *slog.Logger) (*sqlstore.Store, error) {
 		read.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
+	if err := chmodPrivate(path); err != nil {
+		write.Close()
+		read.Close()
+		return nil, err
+	}
 	return sqlstore.New(read, write, Dialect{}, sqlstore.Options{Logger: log}), nil
+}
+
+// fileMode is the mode of every database file.
+const fileMode os.FileMode = 0o600
+
+// createPrivate creates the database file with fileMode if it does not exist
+// yet, so that SQLite never creates it with the umask's looser default, and
+// tightens existing files before SQLite copies the main file's mode to new
+// -wal and -shm files.
+func createPrivate(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, fileMode)
+	if err != nil {
+		return fmt.Errorf("create sqlite %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("create sqlite %s: %w", path, err)
+	}
+	return chmodPrivate(path)
+}
+
+// chmodPrivate sets fileMode on the database and its -wal and -shm files
+// where they exist (a file made before this version may be readable by
+// others; the -shm file is absent until WAL is first used).
+func chmodPrivate(path string) error {
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		if err := os.Chmod(p, fileMode); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("restrict sqlite file %s: %w", p, err)
+		}
+	}
+	return nil
 }

@@ -2,6 +2,8 @@ package sqlite_test
 
 import (
 	"context"
+	"database/sql"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -33,24 +35,80 @@ func TestPragmas(t *testing.T) {
 	t.Parallel()
 	s := storetest.Harness{Open: open}.NewStore(t)
 	ctx := context.Background()
-	var mode string
-	if err := s.DB().QueryRowContext(ctx, `PRAGMA journal_mode`).Scan(&mode); err != nil {
-		t.Fatal(err)
+	// Pragmas are per connection: the write connection is the one whose
+	// synchronous=FULL makes an acknowledged status report durable; the
+	// read pool must agree on WAL and foreign keys.
+	for _, c := range []struct {
+		pool   string
+		db     *sql.DB
+		pragma string
+		want   string
+	}{
+		{"write", s.WriteDB(), "journal_mode", "wal"},
+		{"write", s.WriteDB(), "synchronous", "2"}, // FULL
+		{"write", s.WriteDB(), "foreign_keys", "1"},
+		{"write", s.WriteDB(), "busy_timeout", "10000"},
+		{"read", s.DB(), "journal_mode", "wal"},
+		{"read", s.DB(), "foreign_keys", "1"},
+	} {
+		var got string
+		if err := c.db.QueryRowContext(ctx, `PRAGMA `+c.pragma).Scan(&got); err != nil {
+			t.Fatalf("%s pool: PRAGMA %s: %v", c.pool, c.pragma, err)
+		}
+		if got != c.want {
+			t.Errorf("%s pool: %s = %s, want %s", c.pool, c.pragma, got, c.want)
+		}
 	}
-	if mode != "wal" {
-		t.Fatalf("journal_mode = %q, want wal", mode)
-	}
-	var fk int
-	if err := s.DB().QueryRowContext(ctx, `PRAGMA foreign_keys`).Scan(&fk); err != nil {
-		t.Fatal(err)
-	}
-	if fk != 1 {
-		t.Fatalf("foreign_keys = %d, want 1", fk)
-	}
-	// And they are enforced: a tag for a device that does not exist.
-	_, err := s.DB().ExecContext(ctx, `INSERT INTO device_tags (tenant_id, device_id, tag) VALUES ('default', 'no-such-device', 'lab')`)
+	// And foreign keys are enforced on writes: a tag for a device that does
+	// not exist.
+	_, err := s.WriteDB().ExecContext(ctx, `INSERT INTO device_tags (tenant_id, device_id, tag) VALUES ('default', 'no-such-device', 'lab')`)
 	if err == nil || !strings.Contains(strings.ToLower(err.Error()), "foreign key") {
 		t.Fatalf("orphan tag: err = %v, want a foreign key violation", err)
+	}
+}
+
+// TestFilesArePrivate checks that the database and its WAL files, which
+// hold password hashes and sealed keys, are readable by their owner only,
+// both for a new database and for one an earlier version left readable.
+func TestFilesArePrivate(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name     string
+		existing bool
+	}{
+		{"New", false},
+		{"ExistingReadable", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			path := filepath.Join(t.TempDir(), "updraft.db")
+			if tc.existing {
+				if err := os.WriteFile(path, nil, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Chmod(path, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			s, err := sqlite.Open(path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			// Write something so that the -wal and -shm files exist.
+			if _, err := s.Migrate(context.Background(), sqlstore.MigrateOptions{Now: storetest.T0}); err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range []string{path, path + "-wal", path + "-shm"} {
+				fi, err := os.Stat(p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if m := fi.Mode().Perm(); m != 0o600 {
+					t.Errorf("%s has mode %v, want -rw-------", filepath.Base(p), m)
+				}
+			}
+		})
 	}
 }
 

@@ -79,6 +79,10 @@ func (s *Store) Dialect() Dialect { return s.d }
 // DB returns the read pool (for tests and diagnostics).
 func (s *Store) DB() *sql.DB { return s.read }
 
+// WriteDB returns the write pool (for tests and diagnostics: on SQLite its
+// one connection has its own pragmas).
+func (s *Store) WriteDB() *sql.DB { return s.write }
+
 // Ping checks both pools.
 func (s *Store) Ping(ctx context.Context) error {
 	if err := s.read.PingContext(ctx); err != nil {
