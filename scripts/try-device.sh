@@ -4,7 +4,7 @@
 # updraft-agent). State (key, token, sequence number) lives in
 # ./.try-device/<serial>/.
 #
-#   try-device.sh enroll SERIAL DEVICE_TYPE HW_REV [REGION]
+#   try-device.sh enroll SERIAL DEVICE_TYPE HW_REV REGION
 #   try-device.sh checkin SERIAL [INSTALLED_VERSION]     (default 1.0.0)
 #   try-device.sh download SERIAL
 #   try-device.sh report SERIAL STATE [MESSAGE]          (e.g. downloading, succeeded, failed)
@@ -43,18 +43,21 @@ post() {
 }
 
 enroll() {
-  local type=$1 rev=$2 region=${3:-}
+  local type=$1 rev=$2 region=$3
   [ -f "$dir/key.pem" ] || openssl genpkey -algorithm ed25519 -out "$dir/key.pem" 2>/dev/null
   openssl pkey -in "$dir/key.pem" -pubout -out "$dir/pub.pem"
   local pem
   pem=$(awk '{printf "%s\\n", $0}' "$dir/pub.pem")
   printf '{"identity":{"serial":"%s","device_type":"%s","hw_rev":"%s"%s},"public_key":"%s","nonce":"%s","timestamp":"%s"}' \
-    "$serial" "$type" "$rev" "${region:+,\"region\":\"$region\"}" "$pem" "$(openssl rand -hex 16)" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" > "$dir/enroll.json"
+    "$serial" "$type" "$rev" ",\"region\":\"$region\"" "$pem" "$(openssl rand -hex 16)" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" > "$dir/enroll.json"
   printf '%s %s %s\n' "$type" "$rev" "$region" > "$dir/identity"
-  local sig resp
+  local sig resp code
   sig=$(openssl pkeyutl -sign -rawin -inkey "$dir/key.pem" -in "$dir/enroll.json" | openssl base64 -A)
-  resp=$(curl -sS -X POST -H 'Content-Type: application/json' -H "X-Updraft-Signature: $sig" --data-binary "@$dir/enroll.json" "$api/enroll") || die "cannot reach $api/enroll"
+  resp=$(curl -sS -X POST -H 'Content-Type: application/json' -H "X-Updraft-Signature: $sig" --data-binary "@$dir/enroll.json" -w '\n%{http_code}' "$api/enroll") || die "cannot reach $api/enroll"
+  code=${resp##*$'\n'}
+  resp=${resp%$'\n'*}
   echo "$resp"
+  case $code in 2*) ;; *) die "enroll refused: HTTP $code" ;; esac
   echo "$resp" | field device_id > "$dir/device_id"
   local token
   token=$(echo "$resp" | field token)
@@ -67,7 +70,7 @@ token() {
   if [ ! -s "$dir/token" ]; then
     [ -f "$dir/identity" ] || die "enroll $serial first"
     read -r type rev region < "$dir/identity"
-    enroll "$type" "$rev" "${region:-}" >/dev/null
+    enroll "$type" "$rev" "$region" >/dev/null
   fi
   [ -s "$dir/token" ] || die "$serial is not accepted yet (updraft device accept $(cat "$dir/device_id"))"
   cat "$dir/token"
@@ -75,8 +78,8 @@ token() {
 
 case $cmd in
 enroll)
-  [ $# -ge 4 ] || usage
-  enroll "$3" "$4" "${5:-}"
+  [ $# -ge 5 ] || usage
+  enroll "$3" "$4" "$5"
   echo "device id: $(cat "$dir/device_id")"
   ;;
 checkin)

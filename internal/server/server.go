@@ -98,11 +98,7 @@ func (c *Config) setDefaults() error {
 		return fmt.Errorf("--database %q: want a postgres:// URL (leave it empty for SQLite in the data directory)", redactURL(c.Database))
 	}
 	if c.PublicURL == "" {
-		scheme := "http"
-		if c.TLSCert != "" {
-			scheme = "https"
-		}
-		c.PublicURL = scheme + "://" + c.Addr
+		c.PublicURL = derivedPublicURL(*c)
 	}
 	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
 	if !strings.HasPrefix(c.PublicURL, "http://") && !strings.HasPrefix(c.PublicURL, "https://") {
@@ -174,6 +170,15 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		if s.certs, err = newCertReloader(cfg.TLSCert, cfg.TLSKey); err != nil {
 			return nil, err
 		}
+	}
+	// With an ephemeral port and no explicit public URL, bind now so the
+	// links handed to devices carry the real port.
+	if _, port, err := net.SplitHostPort(cfg.Addr); err == nil && port == "0" && s.cfg.PublicURL == derivedPublicURL(cfg) {
+		if err := s.Listen(); err != nil {
+			return nil, err
+		}
+		scheme, _, _ := strings.Cut(s.cfg.PublicURL, "://")
+		s.cfg.PublicURL = scheme + "://" + s.listener.Addr().String()
 	}
 	if err := s.bootstrap(ctx); err != nil {
 		return nil, err
@@ -258,9 +263,21 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	apierror.WriteJSON(w, status, body)
 }
 
-// Listen binds the listen address; Addr reports the bound address
-// (useful with port 0).
+// derivedPublicURL is the public URL used when none is configured.
+func derivedPublicURL(c Config) string {
+	scheme := "http"
+	if c.TLSCert != "" {
+		scheme = "https"
+	}
+	return scheme + "://" + c.Addr
+}
+
+// Listen binds the listen address (once; later calls do nothing); Addr
+// reports the bound address (useful with port 0).
 func (s *Server) Listen() error {
+	if s.listener != nil {
+		return nil
+	}
 	ln, err := net.Listen("tcp", s.cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", s.cfg.Addr, err)
@@ -344,8 +361,11 @@ func (s *Server) ReloadTLS() error {
 	return s.certs.Reload()
 }
 
-// Close releases the store.
+// Close releases the store (and a listener that was never served).
 func (s *Server) Close() error {
+	if s.listener != nil && s.http == nil {
+		s.listener.Close() // bound but never served
+	}
 	if s.store != nil {
 		return s.store.Close()
 	}
