@@ -82,6 +82,17 @@ func (Dialect) LockMigrations(ctx context.Context, conn *sql.Conn) (func(), erro
 	}, nil
 }
 
+// TableExists implements sqlstore.Dialect. to_regclass resolves the name
+// through search_path as the unqualified queries do, and yields NULL rather
+// than an error for a missing relation; relkind keeps views and indexes out.
+func (Dialect) TableExists(ctx context.Context, conn *sql.Conn, name string) (bool, error) {
+	var ok bool
+	if err := conn.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class WHERE oid = to_regclass($1) AND relkind IN ('r', 'p'))`, name).Scan(&ok); err != nil {
+		return false, fmt.Errorf("look up table %s: %w", name, err)
+	}
+	return ok, nil
+}
+
 // IsUniqueViolation implements sqlstore.Dialect.
 func (Dialect) IsUniqueViolation(err error) bool {
 	var pe *pgconn.PgError

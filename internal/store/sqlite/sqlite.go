@@ -57,6 +57,15 @@ func (Dialect) Migrations() fs.FS {
 // write transaction, which SQLite already serializes across processes.
 func (Dialect) LockMigrations(context.Context, *sql.Conn) (func(), error) { return func() {}, nil }
 
+// TableExists implements sqlstore.Dialect.
+func (Dialect) TableExists(ctx context.Context, conn *sql.Conn, name string) (bool, error) {
+	var n int
+	if err := conn.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?`, name).Scan(&n); err != nil {
+		return false, fmt.Errorf("look up table %s: %w", name, err)
+	}
+	return n > 0, nil
+}
+
 // IsUniqueViolation implements sqlstore.Dialect.
 func (Dialect) IsUniqueViolation(err error) bool {
 	var se *sqlite.Error

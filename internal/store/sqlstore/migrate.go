@@ -2,6 +2,9 @@ package sqlstore
 
 import (
 	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
 	"fmt"
 	"io/fs"
 	"sort"
@@ -17,6 +20,27 @@ type Migration struct {
 	Version int
 	Name    string
 	SQL     string
+}
+
+// Checksum is the hex SHA-256 of the migration's SQL, recorded when it is
+// applied so that a later edit of an applied migration is noticed.
+func (m Migration) Checksum() string {
+	sum := sha256.Sum256([]byte(m.SQL))
+	return hex.EncodeToString(sum[:])
+}
+
+// MigrationChangedError reports an applied migration whose SQL differs from
+// what this binary carries: the database's schema may not be what the
+// migration files say, so Migrate refuses to go on.
+type MigrationChangedError struct {
+	Version  int
+	Name     string
+	Recorded string // checksum stored when it was applied
+	Current  string // checksum of the SQL in this binary
+}
+
+func (e *MigrationChangedError) Error() string {
+	return fmt.Sprintf("migration %04d_%s was changed after it was applied (checksum %s recorded, %s now)", e.Version, e.Name, e.Recorded, e.Current)
 }
 
 // Migrations lists the dialect's migrations in order. File names are
@@ -73,7 +97,10 @@ type MigrateOptions struct {
 // Migrate applies pending migrations, each in its own transaction together
 // with its schema_migrations row, under the dialect's migration lock so
 // replicas starting together are safe. A database whose schema is newer
-// than this binary knows is refused with store.ErrSchemaTooNew.
+// than this binary knows is refused with store.ErrSchemaTooNew, and one
+// whose applied migrations no longer match their files with a
+// *MigrationChangedError. A dry run creates nothing, not even
+// schema_migrations.
 func (s *Store) Migrate(ctx context.Context, opts MigrateOptions) (MigrationStatus, error) {
 	all, err := Migrations(s.d)
 	if err != nil {
@@ -94,15 +121,25 @@ func (s *Store) Migrate(ctx context.Context, opts MigrateOptions) (MigrationStat
 	}
 	defer unlock()
 
-	if _, err := conn.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
-		version    INTEGER PRIMARY KEY,
-		name       TEXT NOT NULL,
-		applied_at BIGINT NOT NULL)`); err != nil {
-		return MigrationStatus{}, fmt.Errorf("migrate: create schema_migrations: %w", err)
+	exists, err := s.d.TableExists(ctx, conn, "schema_migrations")
+	if err != nil {
+		return MigrationStatus{}, fmt.Errorf("migrate: %w", err)
 	}
-	var current int
-	if err := conn.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
-		return MigrationStatus{}, fmt.Errorf("migrate: read schema version: %w", err)
+	if !exists && !opts.DryRun {
+		if _, err := conn.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+			version    INTEGER PRIMARY KEY,
+			name       TEXT NOT NULL,
+			checksum   TEXT NOT NULL,
+			applied_at BIGINT NOT NULL)`); err != nil {
+			return MigrationStatus{}, fmt.Errorf("migrate: create schema_migrations: %w", err)
+		}
+		exists = true
+	}
+	current := 0
+	if exists {
+		if current, err = s.checkApplied(ctx, conn, all); err != nil {
+			return MigrationStatus{Latest: len(all)}, err
+		}
 	}
 	st := MigrationStatus{Current: current, Latest: len(all)}
 	if current > len(all) {
@@ -123,8 +160,8 @@ func (s *Store) Migrate(ctx context.Context, opts MigrateOptions) (MigrationStat
 			_ = tx.Rollback()
 			return st, fmt.Errorf("migrate %04d_%s: %w", m.Version, m.Name, err)
 		}
-		if _, err := tx.ExecContext(ctx, s.d.Rebind(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`),
-			m.Version, m.Name, micros(opts.Now)); err != nil {
+		if _, err := tx.ExecContext(ctx, s.d.Rebind(`INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES (?, ?, ?, ?)`),
+			m.Version, m.Name, m.Checksum(), micros(opts.Now)); err != nil {
 			_ = tx.Rollback()
 			return st, fmt.Errorf("migrate %04d_%s: record: %w", m.Version, m.Name, err)
 		}
@@ -136,4 +173,34 @@ func (s *Store) Migrate(ctx context.Context, opts MigrateOptions) (MigrationStat
 	}
 	st.Pending = nil
 	return st, nil
+}
+
+// checkApplied reads schema_migrations, compares the checksum of every
+// applied migration this binary knows with its SQL, and returns the
+// highest applied version.
+func (s *Store) checkApplied(ctx context.Context, conn *sql.Conn, all []Migration) (int, error) {
+	rows, err := conn.QueryContext(ctx, `SELECT version, checksum FROM schema_migrations ORDER BY version`)
+	if err != nil {
+		return 0, fmt.Errorf("migrate: read schema version: %w", err)
+	}
+	defer rows.Close()
+	current := 0
+	for rows.Next() {
+		var v int
+		var sum string
+		if err := rows.Scan(&v, &sum); err != nil {
+			return 0, fmt.Errorf("migrate: read schema version: %w", err)
+		}
+		current = max(current, v)
+		if v < 1 || v > len(all) {
+			continue // from a newer binary: refused by the caller
+		}
+		if m := all[v-1]; sum != m.Checksum() {
+			return 0, &MigrationChangedError{Version: m.Version, Name: m.Name, Recorded: sum, Current: m.Checksum()}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("migrate: read schema version: %w", err)
+	}
+	return current, nil
 }

@@ -43,6 +43,9 @@ type Dialect interface {
 	// LockMigrations serializes concurrent migrators (an advisory lock on
 	// PostgreSQL; a no-op on SQLite, whose write transaction already is one).
 	LockMigrations(ctx context.Context, conn *sql.Conn) (unlock func(), err error)
+	// TableExists reports whether the table exists where an unqualified
+	// name would find it, without creating or locking anything.
+	TableExists(ctx context.Context, conn *sql.Conn, name string) (bool, error)
 	// IsUniqueViolation reports whether err is a unique-constraint violation.
 	IsUniqueViolation(err error) bool
 	// Filter is the filter language's SQL dialect.

@@ -2,8 +2,11 @@ package storetest
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -23,9 +26,73 @@ func testMigrations(t *testing.T, h Harness) {
 		if st.Current != 0 || len(st.Pending) != st.Latest || st.Latest < 2 {
 			t.Fatalf("dry run status = %+v, want all %d pending at version 0", st, st.Latest)
 		}
+		if tables := tableNames(t, s); len(tables) != 0 {
+			t.Fatalf("after a dry run the database has tables %v, want none", tables)
+		}
 		again, err := s.Migrate(ctx, sqlstore.MigrateOptions{DryRun: true, Now: T0})
 		if err != nil || again.Current != 0 {
 			t.Fatalf("after dry run: current=%d err=%v; want 0", again.Current, err)
+		}
+		// On a partly migrated database a dry run reads the applied
+		// versions and still changes nothing.
+		if _, err := s.Migrate(ctx, sqlstore.MigrateOptions{To: 1, Now: T0}); err != nil {
+			t.Fatal(err)
+		}
+		before := tableNames(t, s)
+		st, err = s.Migrate(ctx, sqlstore.MigrateOptions{DryRun: true, Now: T0})
+		if err != nil || st.Current != 1 || len(st.Pending) != st.Latest-1 {
+			t.Fatalf("dry run at version 1: %+v, %v", st, err)
+		}
+		if after := tableNames(t, s); !slices.Equal(before, after) {
+			t.Fatalf("dry run at version 1 changed the tables from %v to %v", before, after)
+		}
+	})
+	t.Run("TableExists", func(t *testing.T) {
+		s := h.NewStore(t)
+		ctx := context.Background()
+		conn, err := s.DB().Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		for name, want := range map[string]bool{"schema_migrations": true, "devices": true, "no_such_table": false} {
+			if got, err := s.Dialect().TableExists(ctx, conn, name); err != nil || got != want {
+				t.Errorf("TableExists(%s) = %v, %v; want %v", name, got, err, want)
+			}
+		}
+	})
+	t.Run("ChecksumsRecordedAndVerified", func(t *testing.T) {
+		s := h.NewStore(t)
+		ctx := context.Background()
+		all, err := sqlstore.Migrations(s.Dialect())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var recorded string
+		if err := s.DB().QueryRowContext(ctx, `SELECT checksum FROM schema_migrations WHERE version = 2`).Scan(&recorded); err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256([]byte(all[1].SQL))
+		if want := hex.EncodeToString(sum[:]); recorded != want {
+			t.Fatalf("recorded checksum of %04d_%s = %s, want the SHA-256 of its SQL %s", all[1].Version, all[1].Name, recorded, want)
+		}
+		if _, err := s.Migrate(ctx, sqlstore.MigrateOptions{Now: T0}); err != nil {
+			t.Fatalf("migrate an untouched database again: %v", err)
+		}
+		// As if 0002 had been edited after it was applied.
+		if _, err := s.DB().ExecContext(ctx, `UPDATE schema_migrations SET checksum = 'deadbeef' WHERE version = 2`); err != nil {
+			t.Fatal(err)
+		}
+		for _, dry := range []bool{false, true} {
+			_, err := s.Migrate(ctx, sqlstore.MigrateOptions{DryRun: dry, Now: T0})
+			var changed *sqlstore.MigrationChangedError
+			if !errors.As(err, &changed) || changed.Version != 2 || changed.Recorded != "deadbeef" || changed.Current != recorded {
+				t.Fatalf("migrate (dry run %v) after tampering: err = %v, want a *sqlstore.MigrationChangedError for version 2", dry, err)
+			}
+			want := fmt.Sprintf("migration 0002_%s was changed after it was applied", all[1].Name)
+			if !strings.Contains(err.Error(), want) {
+				t.Fatalf("error %q does not say %q", err, want)
+			}
 		}
 	})
 	t.Run("UpgradeFromPreviousSet", func(t *testing.T) {
@@ -59,7 +126,7 @@ func testMigrations(t *testing.T, h Harness) {
 	t.Run("RefusesNewerSchema", func(t *testing.T) {
 		s := h.NewStore(t)
 		ctx := context.Background()
-		if _, err := s.DB().ExecContext(ctx, s.Dialect().Rebind(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, 'from_the_future', 0)`), 9999); err != nil {
+		if _, err := s.DB().ExecContext(ctx, s.Dialect().Rebind(`INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES (?, 'from_the_future', 'unknown', 0)`), 9999); err != nil {
 			t.Fatal(err)
 		}
 		_, err := s.Migrate(ctx, sqlstore.MigrateOptions{Now: T0})
@@ -86,6 +153,33 @@ func testMigrations(t *testing.T, h Harness) {
 			}
 		}
 	})
+}
+
+// tableNames lists the tables in the store's database (its current schema on
+// PostgreSQL), sorted.
+func tableNames(t *testing.T, s *sqlstore.Store) []string {
+	t.Helper()
+	q := `SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name`
+	if s.Dialect().Name() == "postgres" {
+		q = `SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() ORDER BY table_name`
+	}
+	rows, err := s.DB().QueryContext(context.Background(), q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, n)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 func testAudit(t *testing.T, h Harness) {
