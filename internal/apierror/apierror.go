@@ -177,7 +177,13 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) erro
 		}
 		return &Error{Status: http.StatusBadRequest, Code: "malformed_json", Message: jsonMessage(err), Err: err}
 	}
-	if dec.More() {
+	// Anything after the value, even a stray '}' (which More does not
+	// report), is refused.
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return From(err)
+		}
 		return &Error{Status: http.StatusBadRequest, Code: "malformed_json", Message: "unexpected data after the JSON object"}
 	}
 	return nil

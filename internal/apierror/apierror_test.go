@@ -69,6 +69,9 @@ func TestDecodeJSON(t *testing.T) {
 		{`{"name":"a","extra":1}`, 400, "malformed_json"},
 		{`{"name":1}`, 400, "malformed_json"},
 		{`{"name":"a"} {}`, 400, "malformed_json"},
+		{`{"name":"a"}}`, 400, "malformed_json"},
+		{`{"name":"a"}]`, 400, "malformed_json"},
+		{"{\"name\":\"a\"}\n", 0, ""},
 		{`{"name":"` + strings.Repeat("x", 100) + `"}`, 413, "too_large"},
 	}
 	for _, tt := range tests {
