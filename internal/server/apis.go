@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/updraft/updraft/internal/ddi"
 	"github.com/updraft/updraft/internal/deviceapi"
 	"github.com/updraft/updraft/internal/identity"
 	"github.com/updraft/updraft/internal/mgmtapi"
@@ -27,9 +28,11 @@ type apis struct {
 	signing    *signing.Service
 	device     *deviceapi.API
 	mgmt       *mgmtapi.API
+	ddi        *ddi.API        // hawkBit DDI under /{tenant}/controller/v1/
 	engine     *rollout.Engine // campaigns; leads only while it holds the rollout lease
 	deviceMux  *http.ServeMux
 	mgmtMux    *http.ServeMux
+	ddiMux     *http.ServeMux
 	deviceBase string
 	mgmtBase   string
 }
@@ -87,18 +90,31 @@ func newAPIs(ctx context.Context, s *Server) (*apis, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &apis{signing: sign, device: dev, mgmt: mgmt, deviceBase: "/api/device/v1/", mgmtBase: "/api/v1/"}
+	hawkbit, err := ddi.New(ddi.Config{
+		Store:     s.store,
+		Blobs:     s.blobs,
+		Clock:     s.cfg.Clock,
+		Logger:    s.log.With("component", "ddi"),
+		PublicURL: s.cfg.PublicURL,
+		URLs:      urls,
+	})
+	if err != nil {
+		return nil, err
+	}
+	a := &apis{signing: sign, device: dev, mgmt: mgmt, ddi: hawkbit, deviceBase: "/api/device/v1/", mgmtBase: "/api/v1/"}
 	if a.engine, err = newEngine(s, dev.Hub()); err != nil {
 		return nil, err
 	}
 	a.deviceMux, _ = dev.Handler().(*http.ServeMux)
 	a.mgmtMux, _ = mgmt.Handler().(*http.ServeMux)
+	a.ddiMux, _ = hawkbit.Handler().(*http.ServeMux)
 	return a, nil
 }
 
 func (a *apis) mount(mux *http.ServeMux) {
 	mux.Handle(a.deviceBase, a.device.Handler())
 	mux.Handle(a.mgmtBase, a.mgmt.Handler())
+	mux.Handle(ddi.Prefix, a.ddi.Handler())
 }
 
 // pattern names the API route a request matches, for metrics labels.
@@ -109,6 +125,8 @@ func (a *apis) pattern(r *http.Request) string {
 		m = a.deviceMux
 	case strings.HasPrefix(r.URL.Path, a.mgmtBase):
 		m = a.mgmtMux
+	case strings.Contains(r.URL.Path, "/controller/v1/"):
+		m = a.ddiMux
 	}
 	if m == nil {
 		return ""

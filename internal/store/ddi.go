@@ -14,9 +14,9 @@ type RegisterDDIParams struct {
 	// which do not say (assignments match artifacts on them).
 	DeviceType string
 	HWRev      string
-	Now          time.Time
-	PendingTTL   time.Duration // <= 0: the pending registration never expires
-	MaxPending   int           // cap on unexpired pending devices per tenant; <= 0: no cap
+	Now        time.Time
+	PendingTTL time.Duration // <= 0: the pending registration never expires
+	MaxPending int           // cap on unexpired pending devices per tenant; <= 0: no cap
 }
 
 // DDI is what the hawkBit DDI API needs beyond the device registry: DDI
