@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -32,6 +33,7 @@ type serveOptions struct {
 	dataDir, addr, database, publicURL string
 	tlsCert, tlsKey, maxArtifact       string
 	logLevel, logFormat                string
+	rawRetention, hourlyRetention      string
 }
 
 func (o *serveOptions) settings() []serveSetting {
@@ -43,6 +45,8 @@ func (o *serveOptions) settings() []serveSetting {
 		{"tls-cert", "UPDRAFT_TLS_CERT", "", "TLS certificate `file` (PEM); reloaded on SIGHUP", &o.tlsCert},
 		{"tls-key", "UPDRAFT_TLS_KEY", "", "TLS private key `file` (PEM)", &o.tlsKey},
 		{"max-artifact-size", "UPDRAFT_MAX_ARTIFACT_SIZE", "4GiB", "largest artifact upload (`size`, e.g. 512MiB, 4GiB)", &o.maxArtifact},
+		{"telemetry-raw-retention", "UPDRAFT_TELEMETRY_RAW_RETENTION", "168h", "how long raw telemetry points are kept (`duration`)", &o.rawRetention},
+		{"telemetry-hourly-retention", "UPDRAFT_TELEMETRY_HOURLY_RETENTION", "1440h", "how long hourly telemetry roll-ups are kept (`duration`, at least 1344h = 8 weeks)", &o.hourlyRetention},
 		{"log-level", "UPDRAFT_LOG_LEVEL", "info", "log `level`: debug, info, warn or error", &o.logLevel},
 		{"log-format", "UPDRAFT_LOG_FORMAT", "text", "log `format`: text or json", &o.logFormat},
 	}
@@ -175,6 +179,14 @@ directory. SIGINT or SIGTERM shut the server down gracefully.`,
 			if err != nil {
 				return usageErrorf("--max-artifact-size: %v", err)
 			}
+			rawRet, err := time.ParseDuration(o.rawRetention)
+			if err != nil || rawRet < time.Hour {
+				return usageErrorf("--telemetry-raw-retention %q: want a duration of at least 1h, e.g. 168h", o.rawRetention)
+			}
+			hourlyRet, err := time.ParseDuration(o.hourlyRetention)
+			if err != nil || hourlyRet < server.MinHourlyRetention || hourlyRet < rawRet {
+				return usageErrorf("--telemetry-hourly-retention %q: want a duration of at least %s (8 weeks) and no shorter than the raw retention", o.hourlyRetention, server.MinHourlyRetention)
+			}
 			log, err := newLogger(e.Stderr, o.logLevel, o.logFormat)
 			if err != nil {
 				return err
@@ -192,6 +204,7 @@ directory. SIGINT or SIGTERM shut the server down gracefully.`,
 				DataDir: o.dataDir, Addr: o.addr, Database: o.database,
 				TLSCert: o.tlsCert, TLSKey: o.tlsKey, PublicURL: o.publicURL,
 				MaxArtifactSize: maxSize, Clock: e.Clock, Logger: log, Out: e.Stdout,
+				TelemetryRawRetention: rawRet, TelemetryHourlyRetention: hourlyRet,
 			})
 			if err != nil {
 				return err
@@ -201,18 +214,29 @@ directory. SIGINT or SIGTERM shut the server down gracefully.`,
 				return err
 			}
 			fmt.Fprintf(e.Stdout, "Updraft is serving on %s (public URL %s). Press Ctrl-C to stop.\n", srv.Addr(), srv.PublicURL())
-			hup := make(chan os.Signal, 1)
-			signal.Notify(hup, syscall.SIGHUP)
-			defer signal.Stop(hup)
-			go func() {
-				for range hup {
-					if err := srv.ReloadTLS(); err != nil {
-						log.Error("reload TLS certificate", "err", err)
-					} else {
-						log.Info("reloaded TLS certificate")
+			if o.tlsCert != "" {
+				hup := make(chan os.Signal, 1)
+				signal.Notify(hup, syscall.SIGHUP)
+				done := make(chan struct{})
+				defer func() {
+					signal.Stop(hup)
+					close(done)
+				}()
+				go func() {
+					for {
+						select {
+						case <-hup:
+							if err := srv.ReloadTLS(); err != nil {
+								log.Error("reload TLS certificate; keeping the previous one", "err", err)
+							} else {
+								log.Info("reloaded TLS certificate")
+							}
+						case <-done:
+							return
+						}
 					}
-				}
-			}()
+				}()
+			}
 			return srv.Serve(ctx)
 		},
 	}

@@ -74,6 +74,10 @@ func newAPIs(ctx context.Context, s *Server) (*apis, error) {
 		Director:  sign,
 		Metadata:  sign,
 		Finalizer: sign,
+		Limits: deviceapi.Limits{
+			TelemetryRawRetention:    s.cfg.TelemetryRawRetention,
+			TelemetryHourlyRetention: s.cfg.TelemetryHourlyRetention,
+		},
 	})
 	if err != nil {
 		return nil, err

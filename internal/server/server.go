@@ -55,8 +55,14 @@ type Config struct {
 	PublicURL string
 	// MaxArtifactSize caps one artifact upload. Default 4 GiB.
 	MaxArtifactSize int64
-	Clock           clock.Clock
-	Logger          *slog.Logger
+	// TelemetryRawRetention and TelemetryHourlyRetention bound how long
+	// raw telemetry points and hourly roll-ups are kept; 0 takes the
+	// defaults (7 days, 60 days). Roll-ups are kept at least
+	// MinHourlyRetention.
+	TelemetryRawRetention    time.Duration
+	TelemetryHourlyRetention time.Duration
+	Clock                    clock.Clock
+	Logger                   *slog.Logger
 	// Out receives the one-time first-start credentials. Default os.Stdout.
 	Out io.Writer
 
@@ -71,6 +77,10 @@ type Config struct {
 
 // DefaultMaxArtifactSize is the default upload limit.
 const DefaultMaxArtifactSize = 4 << 30
+
+// MinHourlyRetention is the shortest time hourly telemetry roll-ups may be
+// kept: eight weeks, so health analysis always has two months of history.
+const MinHourlyRetention = 8 * 7 * 24 * time.Hour
 
 func (c *Config) setDefaults() error {
 	if c.DataDir == "" {
@@ -90,6 +100,10 @@ func (c *Config) setDefaults() error {
 	}
 	if c.Out == nil {
 		c.Out = os.Stdout
+	}
+	if c.TelemetryRawRetention < 0 || c.TelemetryHourlyRetention < 0 ||
+		(c.TelemetryHourlyRetention > 0 && c.TelemetryHourlyRetention < MinHourlyRetention) {
+		return fmt.Errorf("telemetry roll-ups must be kept at least %s", MinHourlyRetention)
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return errors.New("--tls-cert and --tls-key go together")

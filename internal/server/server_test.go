@@ -230,6 +230,7 @@ func TestRefusesBadConfig(t *testing.T) {
 		{DataDir: t.TempDir(), TLSCert: "cert.pem"},
 		{DataDir: t.TempDir(), Database: "mysql://x"},
 		{DataDir: t.TempDir(), PublicURL: "updates.example.com"},
+		{DataDir: t.TempDir(), TelemetryHourlyRetention: 24 * time.Hour},
 	} {
 		if _, err := server.New(context.Background(), cfg); err == nil {
 			t.Errorf("New(%+v) succeeded", cfg)
