@@ -29,6 +29,9 @@ const (
 // recorded in an assignment's history.
 const cancelAckPrefix = "ddi_cancel_"
 
+// maxCancelChecks bounds the canceled assignments a poll looks at.
+const maxCancelChecks = 3
+
 // handlePoll answers the base poll: the polling interval and the links to
 // what the controller should do next. An unknown controller is registered
 // as a pending device (not with a target token, which already names one).
@@ -100,17 +103,29 @@ func (a *API) pollLinks(ctx context.Context, c caller, d store.Device, now time.
 			return nil, err
 		}
 		links["deploymentBase"] = link{Href: fmt.Sprintf("%s/deploymentBase/%d?c=%s", base, id, etag)}
-	} else if len(recent) > 0 && recent[0].State == store.AssignCanceled {
-		acked, err := a.cancelAcknowledged(ctx, c.tenant, recent[0].ID)
-		if err != nil {
-			return nil, err
-		}
-		if !acked {
-			id, err := a.cfg.Store.DDIActionID(ctx, c.tenant, recent[0].ID, now)
+	} else {
+		// The newest few canceled assignments are candidates: once a
+		// controller acknowledged one, it stays quiet.
+		checked := 0
+		for _, as := range recent {
+			if as.State != store.AssignCanceled {
+				continue
+			}
+			if checked++; checked > maxCancelChecks {
+				break
+			}
+			acked, err := a.cancelAcknowledged(ctx, c.tenant, as.ID)
 			if err != nil {
 				return nil, err
 			}
-			links["cancelAction"] = link{Href: fmt.Sprintf("%s/cancelAction/%d", base, id)}
+			if !acked {
+				id, err := a.cfg.Store.DDIActionID(ctx, c.tenant, as.ID, now)
+				if err != nil {
+					return nil, err
+				}
+				links["cancelAction"] = link{Href: fmt.Sprintf("%s/cancelAction/%d", base, id)}
+				break
+			}
 		}
 	}
 	for _, as := range recent {
