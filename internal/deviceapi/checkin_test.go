@@ -3,8 +3,10 @@ package deviceapi_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"testing"
 	"time"
 
@@ -238,5 +240,62 @@ func TestDirectorSignsAssignments(t *testing.T) {
 	var signed map[string]string
 	if err := json.Unmarshal(ci.Assignment.Signed, &signed); err != nil || signed["assignment"] != a.ID || signed["sha256"] != ci.Assignment.Artifact.SHA256 {
 		t.Fatalf("signed = %s", ci.Assignment.Signed)
+	}
+}
+
+// flakyNotify fails the first MarkNotified call and counts them all.
+type flakyNotify struct {
+	store.Store
+	mu    sync.Mutex
+	calls int
+}
+
+func (f *flakyNotify) MarkNotified(ctx context.Context, tenant, id string, now time.Time) (bool, error) {
+	f.mu.Lock()
+	f.calls++
+	first := f.calls == 1
+	f.mu.Unlock()
+	if first {
+		return false, errors.New("disk full")
+	}
+	return f.Store.MarkNotified(ctx, tenant, id, now)
+}
+
+func (f *flakyNotify) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.calls
+}
+
+// TestFirstDeliveryMarksNotified: handing out a pending assignment marks
+// it notified once; a failed mark still delivers the work and is retried
+// at the next check-in.
+func TestFirstDeliveryMarksNotified(t *testing.T) {
+	t.Parallel()
+	fn := &flakyNotify{}
+	e := setup(t, options{wrap: func(s store.Store) store.Store { fn.Store = s; return fn }})
+	d := e.enrollAccepted("SN-1")
+	a := e.assign(d, e.release("2.0.0", []byte("image")))
+	steps := []struct {
+		name       string
+		wantState  string // in the answer and in the store
+		wantCalled int    // MarkNotified calls so far
+	}{
+		{"MarkFails", "pending", 1},
+		{"Retried", "notified", 2},
+		{"AlreadyNotified", "notified", 2},
+	}
+	for _, s := range steps {
+		ci := d.checkInOK("", idle)
+		if ci.Assignment == nil || ci.Assignment.ID != a.ID || ci.Assignment.State != s.wantState {
+			t.Fatalf("%s: assignment %+v, want %s in state %s", s.name, ci.Assignment, a.ID, s.wantState)
+		}
+		got, err := e.store.Assignment(e.ctx, store.DefaultTenant, a.ID)
+		if err != nil || string(got.State) != s.wantState {
+			t.Fatalf("%s: stored %+v, err %v; want state %s", s.name, got, err, s.wantState)
+		}
+		if n := fn.count(); n != s.wantCalled {
+			t.Fatalf("%s: %d MarkNotified calls, want %d", s.name, n, s.wantCalled)
+		}
 	}
 }
