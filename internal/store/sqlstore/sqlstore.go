@@ -154,9 +154,9 @@ type errRow struct{ err error }
 func (r errRow) Scan(...any) error { return r.err }
 
 // queryRowPrepared is queryRow through the read pool's statement cache.
-// Use it only for hot queries whose text is fixed (it is the cache key);
-// queries built per call (filters, IN lists) would grow the cache without
-// bound.
+// Use it only for hot queries whose text is fixed (it is the cache key)
+// and that name their columns; queries built per call (filters, IN lists)
+// would grow the cache without bound.
 func (s *Store) queryRowPrepared(ctx context.Context, q string, args ...any) rowScanner {
 	st, err := s.stmts.get(ctx, q)
 	if err != nil {
@@ -169,9 +169,10 @@ func (s *Store) queryRowPrepared(ctx context.Context, q string, args ...any) row
 // each prepared on first use. It is safe for concurrent use, and so is a
 // *sql.Stmt: database/sql prepares it on every pool connection it runs on,
 // once, and the driver then keeps the parsed statement (modernc.org/sqlite
-// its compiled statement, pgx a named server-side statement). Migrations
-// run before the store serves queries, so no statement outlives a schema
-// change.
+// its compiled statement, pgx a named server-side statement). A statement
+// survives a migration run by another replica: SQLite re-prepares it and
+// PostgreSQL re-plans it, as long as its result columns keep their types,
+// so cached queries name their columns (never SELECT *).
 type stmtCache struct {
 	db     *sql.DB
 	rebind func(string) string
