@@ -6,9 +6,22 @@ set -euo pipefail
 
 pg_up() { pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; }
 
+installed_pg=false
 if ! command -v pg_isready >/dev/null 2>&1; then
   echo "ensure-services: installing PostgreSQL"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+  installed_pg=true
+fi
+# A freshly installed Debian cluster asks for passwords on TCP; the tests
+# connect as postgres over 127.0.0.1 without one (a throwaway CI database).
+if $installed_pg; then
+  for hba in /etc/postgresql/*/main/pg_hba.conf; do
+    [ -f "$hba" ] || continue
+    sed -i -E 's/^(host\s+all\s+all\s+(127\.0\.0\.1\/32|::1\/128)\s+)\S+/\1trust/' "$hba"
+  done
+  for v in $(ls /etc/postgresql 2>/dev/null); do
+    pg_ctlcluster --skip-systemctl-redirect "$v" main reload 2>/dev/null || true
+  done
 fi
 if ! pg_up; then
   echo "ensure-services: starting PostgreSQL"
