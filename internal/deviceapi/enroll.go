@@ -65,7 +65,13 @@ func (a *API) enroll(w http.ResponseWriter, r *http.Request) (result string, err
 	switch {
 	case errors.Is(err, store.ErrPendingLimit):
 		return enrollRateLimited, err
-	case errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrInvalidRequest):
+	case errors.Is(err, store.ErrConflict):
+		// The store's message names serials and keys; an unauthenticated
+		// caller must not be able to probe which serials are enrolled.
+		a.log.InfoContext(r.Context(), "enrollment conflict", "err", err)
+		return enrollInvalid, &apierror.Error{Status: http.StatusConflict, Code: "conflict",
+			Message: "this serial number or key conflicts with an enrolled device; an operator must resolve it", Err: err}
+	case errors.Is(err, store.ErrInvalidRequest):
 		return enrollInvalid, err
 	case err != nil:
 		return enrollError, err
