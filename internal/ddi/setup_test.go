@@ -47,6 +47,8 @@ type env struct {
 type options struct {
 	anonymous bool
 	cfg       func(*ddi.Config)
+	// observe sees every request after it was answered.
+	observe func(r *http.Request, status int)
 }
 
 func setup(t *testing.T, o options) *env {
@@ -89,7 +91,15 @@ func setup(t *testing.T, o options) *env {
 	mux := http.NewServeMux()
 	mux.Handle("/api/v1/", http.NotFoundHandler()) // must not clash with the DDI prefix
 	mux.Handle(ddi.Prefix, e.api.Handler())
-	e.srv = &httptest.Server{Listener: ln, Config: &http.Server{Handler: mux}}
+	var h http.Handler = mux
+	if o.observe != nil {
+		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			sw := &statusWriter{ResponseWriter: w, status: 200}
+			mux.ServeHTTP(sw, r)
+			o.observe(r, sw.status)
+		})
+	}
+	e.srv = &httptest.Server{Listener: ln, Config: &http.Server{Handler: h}}
 	e.srv.Start()
 	t.Cleanup(e.srv.Close)
 	e.client = e.srv.Client()
@@ -331,3 +341,15 @@ func must[T any](v T, err error) T {
 	}
 	return v
 }
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
