@@ -7,7 +7,11 @@
 // or nothing. A Put that fails for any reason (cancelled context, reader
 // error, size limit) leaves nothing behind. Storing the same content twice
 // yields one blob, so Put is idempotent and safe to run concurrently for the
-// same content.
+// same content. Each Put, including one that finds the content already
+// stored, records the blob's last use (Disk.LastUsed); a collector deletes
+// unreferenced blobs only once they have been idle long enough
+// (Disk.DeleteIdle), so an upload can never lose its blob to a collector
+// between storing it and recording the artifact that references it.
 //
 // Store is the interface the rest of the server codes against; Disk is the
 // local-disk implementation used by `updraft serve`. An S3-compatible

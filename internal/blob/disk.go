@@ -109,6 +109,11 @@ func (d *Disk) Put(ctx context.Context, r io.Reader, limit int64) (info Info, er
 	if err := writeSyncedFile(filepath.Join(tmp, sumsName), encodeSums(info)); err != nil {
 		return Info{}, fmt.Errorf("put blob: write digests: %w", err)
 	}
+	// The digests file's mtime is the blob's last use (see LastUsed).
+	now := d.clock.Now()
+	if err := os.Chtimes(filepath.Join(tmp, sumsName), now, now); err != nil {
+		return Info{}, fmt.Errorf("put blob: %w", err)
+	}
 	if err := syncDir(tmp); err != nil {
 		return Info{}, fmt.Errorf("put blob: %w", err)
 	}
@@ -127,25 +132,125 @@ func (d *Disk) Put(ctx context.Context, r io.Reader, limit int64) (info Info, er
 		return Info{}, fmt.Errorf("put blob: create shard: %w", err)
 	}
 
-	final := d.blobDir(info.Key)
-	if err := os.Rename(tmp, final); err != nil {
-		if !errors.Is(err, fs.ErrExist) {
-			return Info{}, fmt.Errorf("put blob %s: %w", info.Key, err)
-		}
-		// Same content stored before or by a concurrent Put. Make sure
-		// what is there is whole before reporting success.
-		have, serr := d.stat(info.Key)
-		if serr != nil {
-			return Info{}, fmt.Errorf("put blob %s: existing copy: %w", info.Key, serr)
-		}
-		if have != info {
-			return Info{}, fmt.Errorf("put blob %s: existing copy has other digests: %w", info.Key, ErrCorrupt)
-		}
+	if err := d.publish(tmp, info, now); err != nil {
+		return Info{}, fmt.Errorf("put blob %s: %w", info.Key, err)
 	}
 	if err := syncDir(shard); err != nil {
 		return Info{}, fmt.Errorf("put blob %s: %w", info.Key, err)
 	}
 	return info, nil
+}
+
+// publishAttempts bounds how often publish retries when a collector
+// deletes the existing copy while Put adopts it.
+const publishAttempts = 3
+
+// publish moves the finished upload in tmp to its address. When the same
+// content is already there it adopts that copy instead: it checks the copy
+// is whole and marks it used at now, so a collector that deletes only blobs
+// idle since before its cutoff leaves it alone (see DeleteIdle). A copy
+// that disappears meanwhile is replaced by this upload.
+func (d *Disk) publish(tmp string, info Info, now time.Time) error {
+	final := d.blobDir(info.Key)
+	for attempt := 1; ; attempt++ {
+		err := os.Rename(tmp, final)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, fs.ErrExist) {
+			return err
+		}
+		// Check the copy is whole, mark it used, then check it is still in
+		// place: a DeleteIdle that moved it away before the mark makes the
+		// last check fail, and one that moves it after sees the mark.
+		have, err := d.stat(info.Key)
+		if err == nil && have != info {
+			return fmt.Errorf("existing copy has other digests: %w", ErrCorrupt)
+		}
+		if err == nil {
+			err = os.Chtimes(filepath.Join(final, sumsName), now, now)
+		}
+		if err == nil {
+			_, err = d.stat(info.Key)
+		}
+		if err == nil {
+			return nil
+		}
+		if (errors.Is(err, fs.ErrNotExist) || errors.Is(err, ErrNotFound)) && attempt < publishAttempts {
+			continue // deleted meanwhile: publish this upload instead
+		}
+		return fmt.Errorf("existing copy: %w", err)
+	}
+}
+
+// LastUsed returns when the blob was last stored: by the Put that created
+// it or by a later Put of the same content, by the store's clock.
+func (d *Disk) LastUsed(ctx context.Context, key string) (time.Time, error) {
+	if err := ctx.Err(); err != nil {
+		return time.Time{}, fmt.Errorf("blob last use: %w", err)
+	}
+	if !ValidKey(key) {
+		return time.Time{}, fmt.Errorf("blob last use %q: %w", key, ErrInvalidKey)
+	}
+	fi, err := os.Stat(filepath.Join(d.blobDir(key), sumsName))
+	if errors.Is(err, fs.ErrNotExist) {
+		return time.Time{}, fmt.Errorf("blob last use %s: %w", key, ErrNotFound)
+	}
+	if err != nil {
+		return time.Time{}, fmt.Errorf("blob last use %s: %w", key, err)
+	}
+	return fi.ModTime(), nil
+}
+
+// DeleteIdle deletes the blob if its last use (LastUsed) is before cutoff
+// and reports whether it did. A Put of the same content that runs
+// concurrently either marks the blob used before DeleteIdle moves it away,
+// in which case DeleteIdle puts it back, or finds it gone and publishes its
+// own copy; either way the Put's caller ends up with a stored blob. The
+// caller decides separately that nothing references the blob.
+func (d *Disk) DeleteIdle(ctx context.Context, key string, cutoff time.Time) (bool, error) {
+	used, err := d.LastUsed(ctx, key)
+	if err != nil {
+		return false, fmt.Errorf("delete idle blob: %w", err)
+	}
+	if !used.Before(cutoff) {
+		return false, nil
+	}
+	tomb, err := os.MkdirTemp(d.tmpDir(), delPrefix)
+	if err != nil {
+		return false, fmt.Errorf("delete idle blob %s: %w", key, err)
+	}
+	moved := filepath.Join(tomb, key)
+	if err := os.Rename(d.blobDir(key), moved); err != nil {
+		os.Remove(tomb)
+		if errors.Is(err, fs.ErrNotExist) {
+			return false, fmt.Errorf("delete idle blob %s: %w", key, ErrNotFound)
+		}
+		return false, fmt.Errorf("delete idle blob %s: %w", key, err)
+	}
+	fi, err := os.Stat(filepath.Join(moved, sumsName))
+	if err == nil && !fi.ModTime().Before(cutoff) {
+		// A Put adopted the blob between the check and the move.
+		rerr := os.Rename(moved, d.blobDir(key))
+		if rerr != nil && !errors.Is(rerr, fs.ErrExist) {
+			return false, fmt.Errorf("delete idle blob %s: put back: %w", key, rerr)
+		}
+		// Put back, or a new Put published the same content meanwhile.
+		if err := os.RemoveAll(tomb); err != nil {
+			return false, fmt.Errorf("delete idle blob %s: %w", key, err)
+		}
+		return false, nil
+	}
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return false, fmt.Errorf("delete idle blob %s: %w", key, err)
+	}
+	if err := syncDir(filepath.Join(d.root, key[:2])); err != nil {
+		return false, fmt.Errorf("delete idle blob %s: %w", key, err)
+	}
+	if err := os.RemoveAll(tomb); err != nil {
+		return false, fmt.Errorf("delete idle blob %s: remove: %w", key, err)
+	}
+	return true, nil
 }
 
 // writeData copies at most limit bytes of r into a new file at path, hashing

@@ -715,3 +715,135 @@ func BenchmarkPut(b *testing.B) {
 		}
 	}
 }
+
+func TestPutRefreshesLastUse(t *testing.T) {
+	t.Parallel()
+	s := setup(t)
+	ctx := context.Background()
+	content := []byte("firmware")
+	first := s.clock.Now()
+	info, err := s.disk.Put(ctx, bytes.NewReader(content), 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.disk.LastUsed(ctx, info.Key); err != nil || !got.Equal(first) {
+		t.Fatalf("LastUsed after first Put = %v, %v; want %v", got, err, first)
+	}
+
+	s.clock.Advance(48 * time.Hour)
+	again := s.clock.Now()
+	if _, err := s.disk.Put(ctx, bytes.NewReader(content), 100); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.disk.LastUsed(ctx, info.Key); err != nil || !got.Equal(again) {
+		t.Fatalf("LastUsed after second Put = %v, %v; want %v", got, err, again)
+	}
+	// Reading is not a use that keeps an unreferenced blob.
+	obj, err := s.disk.Open(ctx, info.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj.Close()
+	s.clock.Advance(time.Hour)
+	if got, err := s.disk.LastUsed(ctx, info.Key); err != nil || !got.Equal(again) {
+		t.Fatalf("LastUsed after Open = %v, %v; want %v", got, err, again)
+	}
+	if _, err := s.disk.LastUsed(ctx, wantInfo([]byte("other")).Key); !errors.Is(err, blob.ErrNotFound) {
+		t.Fatalf("LastUsed of a missing blob: %v, want ErrNotFound", err)
+	}
+	assertClean(t, s.root)
+}
+
+func TestDeleteIdle(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		idle    time.Duration // since the last Put
+		reput   bool          // a Put of the same content after the idle time
+		deleted bool
+	}{
+		{name: "idle past cutoff", idle: 25 * time.Hour, deleted: true},
+		{name: "used within cutoff", idle: 23 * time.Hour},
+		{name: "exactly at cutoff", idle: 24 * time.Hour},
+		{name: "re-uploaded", idle: 25 * time.Hour, reput: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s := setup(t)
+			ctx := context.Background()
+			content := []byte("image " + tt.name)
+			info, err := s.disk.Put(ctx, bytes.NewReader(content), 100)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.clock.Advance(tt.idle)
+			if tt.reput {
+				if _, err := s.disk.Put(ctx, bytes.NewReader(content), 100); err != nil {
+					t.Fatal(err)
+				}
+			}
+			deleted, err := s.disk.DeleteIdle(ctx, info.Key, s.clock.Now().Add(-24*time.Hour))
+			if err != nil || deleted != tt.deleted {
+				t.Fatalf("DeleteIdle = %v, %v; want %v", deleted, err, tt.deleted)
+			}
+			_, err = s.disk.Stat(ctx, info.Key)
+			if tt.deleted != errors.Is(err, blob.ErrNotFound) {
+				t.Fatalf("Stat after DeleteIdle: %v (deleted %v)", err, tt.deleted)
+			}
+			assertClean(t, s.root)
+			// The same content can always be stored again.
+			if _, err := s.disk.Put(ctx, bytes.NewReader(content), 100); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.disk.Stat(ctx, info.Key); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	s := setup(t)
+	if _, err := s.disk.DeleteIdle(context.Background(), wantInfo([]byte("x")).Key, s.clock.Now()); !errors.Is(err, blob.ErrNotFound) {
+		t.Fatalf("DeleteIdle of a missing blob: %v, want ErrNotFound", err)
+	}
+}
+
+// TestDeleteIdleRacingPut runs collection and re-uploads of the same blob
+// at once: every Put that succeeds must leave the blob readable.
+func TestDeleteIdleRacingPut(t *testing.T) {
+	t.Parallel()
+	s := setup(t)
+	ctx := context.Background()
+	content := randomBytes(t, 4096)
+	info, err := s.disk.Put(ctx, bytes.NewReader(content), 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.clock.Advance(48 * time.Hour)
+	cutoff := s.clock.Now().Add(-24 * time.Hour)
+	for i := 0; i < 50; i++ {
+		var wg sync.WaitGroup
+		wg.Add(2)
+		var putErr error
+		go func() {
+			defer wg.Done()
+			_, putErr = s.disk.Put(ctx, bytes.NewReader(content), 1<<20)
+		}()
+		go func() {
+			defer wg.Done()
+			if _, err := s.disk.DeleteIdle(ctx, info.Key, cutoff); err != nil && !errors.Is(err, blob.ErrNotFound) {
+				t.Error(err)
+			}
+		}()
+		wg.Wait()
+		if putErr != nil {
+			t.Fatal(putErr)
+		}
+		if _, err := s.disk.Stat(ctx, info.Key); err != nil {
+			t.Fatalf("round %d: blob gone after a successful Put: %v", i, err)
+		}
+		// Make it idle again for the next round.
+		if err := os.Chtimes(filepath.Join(s.root, info.Key[:2], info.Key, "sums.json"), cutoff.Add(-time.Hour), cutoff.Add(-time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
