@@ -23,6 +23,7 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"runtime"
 	"strings"
 
 	"modernc.org/sqlite"
@@ -89,7 +90,7 @@ func Open(path string, log *slog.Logger) (*sqlstore.Store, error) {
 		return nil, err
 	}
 	q := url.Values{}
-	for _, p := range []string{"busy_timeout(10000)", "journal_mode(WAL)", "foreign_keys(1)", "synchronous(FULL)"} {
+	for _, p := range []string{"busy_timeout(10000)", "journal_mode(WAL)", "foreign_keys(1)", "synchronous(FULL)", "mmap_size(268435456)"} {
 		q.Add("_pragma", p)
 	}
 	wq := url.Values{}
@@ -109,8 +110,10 @@ func Open(path string, log *slog.Logger) (*sqlstore.Store, error) {
 		write.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
-	read.SetMaxOpenConns(8)
-	read.SetMaxIdleConns(8)
+	// One reader per CPU: more only adds contention in the driver.
+	readers := max(2, runtime.GOMAXPROCS(0))
+	read.SetMaxOpenConns(readers)
+	read.SetMaxIdleConns(readers)
 	read.SetConnMaxLifetime(0)
 	// Create the file and switch it to WAL before the readers touch it.
 	if err := write.Ping(); err != nil {
