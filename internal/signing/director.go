@@ -44,6 +44,9 @@ func (s *Service) SignAssignment(ctx context.Context, d store.Device, a store.As
 		if st, err = s.refresh(ctx); err != nil {
 			return nil, err
 		}
+		if st.repo == nil {
+			return nil, nil // signed updates are not set up: nothing to say
+		}
 		if t, ok = st.targets[path]; !ok {
 			s.unsigned(ctx, d, a, "no offline-signed target at "+path)
 			return nil, nil

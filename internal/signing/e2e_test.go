@@ -299,6 +299,9 @@ func TestSignedUpdateEndToEnd(t *testing.T) {
 	work := t.TempDir()
 	keys := filepath.Join(work, "keys")
 
+	if r := readyz(t, s); r.Checks["signing"] != "not set up" || !r.Ready || r.Degraded {
+		t.Fatalf("readyz before setup: %+v", r)
+	}
 	// Key ceremony: root 2-of-2, targets, the gw-200 release key; online
 	// keys generated on the server.
 	out, _ := s.cli(0, "keys", "init", "--dir", keys, "--root-keys", "2", "--root-threshold", "2", "--line", line, "--online-to-server")
@@ -308,6 +311,9 @@ func TestSignedUpdateEndToEnd(t *testing.T) {
 	trustedRoot, err := os.ReadFile(filepath.Join(keys, "metadata", "1.root.json"))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if r := readyz(t, s); r.Checks["signing"] != "ok" || !r.Ready || r.Degraded {
+		t.Fatalf("readyz after setup: %+v", r)
 	}
 	v1meta, _ := offlineRelease(t, s, work, keys, "1.0.0", 1, "")
 	v2meta, img2 := offlineRelease(t, s, work, keys, "2.0.0", 5, v1meta)
@@ -491,6 +497,51 @@ func TestSignedUpdateEndToEnd(t *testing.T) {
 			t.Errorf("GET %s: %d %q %s", c.name, resp.StatusCode, resp.Header.Get("Cache-Control"), b)
 		}
 	}
+	// Eleven months on, with the publisher working, the offline roles need
+	// a person: readiness says so (and stays ready), metrics count down.
+	for range 10 {
+		fc.Advance(34 * 24 * time.Hour)
+		if _, err := s2.srv.Signing().PublishNow(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := readyz(t, s2)
+	if !r.Ready || !r.Degraded || r.Checks["signing"] != "degraded" || !strings.Contains(strings.Join(r.Warnings, "\n"), "targets version") {
+		t.Fatalf("readyz near offline expiry: %+v", r)
+	}
+	resp, err := http.Get(s2.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, m := range []string{`updraft_tuf_metadata_expiry_seconds{offline="true",role="targets"}`, `updraft_tuf_metadata_version{role="root"} 3`,
+		`updraft_tuf_publisher_leader 1`, `updraft_tuf_publish_total{result="published"}`} {
+		if !strings.Contains(string(metrics), m) {
+			t.Errorf("/metrics lacks %s", m)
+		}
+	}
+}
+
+type readiness struct {
+	Ready    bool              `json:"ready"`
+	Degraded bool              `json:"degraded"`
+	Checks   map[string]string `json:"checks"`
+	Warnings []string          `json:"warnings"`
+}
+
+func readyz(t *testing.T, s *e2eServer) readiness {
+	t.Helper()
+	resp, err := http.Get(s.url + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var r readiness
+	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+		t.Fatal(err)
+	}
+	return r
 }
 
 // alternating fetches each file from the next server in turn, like a
