@@ -26,6 +26,9 @@ func TestDeploymentLifecycle(t *testing.T) {
 		t.Fatalf("deploymentBase without an assignment: %+v", p.Links)
 	}
 	e.href(p, "configData") // no attributes yet
+	if seen := must(e.store.Device(e.ctx, store.DefaultTenant, d.ID)).LastSeenAt; seen == nil || !seen.Equal(T0) {
+		t.Fatalf("last seen %v after a poll, want %v", seen, T0)
+	}
 
 	rel := e.release("2.0.0", store.SeverityMedium, swu)
 	as := e.assign(d, rel, "")

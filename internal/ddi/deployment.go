@@ -59,6 +59,13 @@ func (a *API) handlePoll(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	// Last seen is written at most every half poll interval per device, and
+	// needs no state here: the device row says when it was last written.
+	if d.LastSeenAt == nil || now.Sub(*d.LastSeenAt) >= a.cfg.PollInterval/2 {
+		if err := a.cfg.Store.TouchLastSeen(ctx, c.tenant, map[string]time.Time{d.ID: now}); err != nil {
+			a.log.WarnContext(ctx, "record last seen", "tenant", c.tenant, "device_id", d.ID, "err", err)
+		}
+	}
 	resp := pollResponse{Config: pollConfig{Polling: polling{Sleep: formatSleep(a.cfg.PollInterval)}}}
 	switch d.State {
 	case store.DeviceAccepted:
