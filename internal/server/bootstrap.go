@@ -24,9 +24,11 @@ type InitialAdmin struct {
 
 // bootstrap creates the first admin user and an admin API token when the
 // database has no users, prints them once and writes them 0600 into the data
-// directory. Later starts do nothing. The token belongs to the admin, so
-// until the one-time password is changed (updraft user passwd admin) it
-// allows nothing else: the one-time password cannot linger.
+// directory. Later starts do nothing, and of servers starting together only
+// the one whose transaction creates the admin prints anything. The token
+// belongs to the admin, so until the one-time password is changed (updraft
+// user passwd admin) it allows nothing else: the one-time password cannot
+// linger.
 func (s *Server) bootstrap(ctx context.Context) error {
 	n, err := s.store.CountUsers(ctx, store.DefaultTenant)
 	if err != nil {
@@ -56,18 +58,22 @@ func (s *Server) bootstrap(ctx context.Context) error {
 	if err := atomicfile.WriteFile(ia.File, []byte(content), 0o600); err != nil {
 		return fmt.Errorf("first start: %w", err)
 	}
-	u, err := s.store.CreateUser(ctx, store.User{
+	// One transaction that first takes the tenant's audit lock: replicas
+	// starting together against one database create exactly one admin, and
+	// a crash cannot leave an admin without the token.
+	created, err := s.store.CreateInitialAdmin(ctx, store.User{
 		TenantID: store.DefaultTenant, Name: ia.User, Role: store.RoleAdmin,
 		PasswordHash: hash, MustChangePassword: true,
-	}, store.System, now)
+	}, store.APIToken{
+		TenantID: store.DefaultTenant, ID: tok.ID, Name: "initial-admin",
+		Role: store.RoleAdmin, SecretHash: tok.SecretHash,
+	}, now)
 	if err != nil {
 		return fmt.Errorf("first start: create admin: %w", err)
 	}
-	if _, err := s.store.CreateAPIToken(ctx, store.APIToken{
-		TenantID: store.DefaultTenant, ID: tok.ID, Name: "initial-admin", UserID: u.ID,
-		Role: store.RoleAdmin, SecretHash: tok.SecretHash,
-	}, store.System, now); err != nil {
-		return fmt.Errorf("first start: create admin token: %w", err)
+	if !created {
+		s.log.Info("first start: another server created the admin user first")
+		return nil
 	}
 	fmt.Fprintf(s.cfg.Out, "\nUpdraft first start: created the admin user. These are shown once and saved in %s (mode 0600).\n"+
 		"  user:      %s\n  password:  %s   (one-time)\n  api token: %s\n\n"+

@@ -254,6 +254,11 @@ type Operators interface {
 	ListUsers(ctx context.Context, tenant string, p Page) ([]User, string, error)
 	SetPassword(ctx context.Context, tenant, userID, hash string, mustChange bool, by Actor, now time.Time) error
 	CountUsers(ctx context.Context, tenant string) (int, error)
+	// CreateInitialAdmin creates u and the token t, which belongs to u, with
+	// their audit entries in one transaction, if u's tenant has no users;
+	// created is false (and nothing changes) if it has. Concurrent first
+	// starts are serialized: exactly one creates its admin.
+	CreateInitialAdmin(ctx context.Context, u User, t APIToken, now time.Time) (created bool, err error)
 	CreateAPIToken(ctx context.Context, t APIToken, by Actor, now time.Time) (APIToken, error)
 	APIToken(ctx context.Context, tenant, id string) (APIToken, error)
 	// APITokenByID finds a token by its id in any tenant (token ids are global).

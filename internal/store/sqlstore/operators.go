@@ -62,8 +62,8 @@ func scanUser(row interface{ Scan(...any) error }) (store.User, error) {
 	return u, nil
 }
 
-// CreateUser implements store.Operators. A taken name is a conflict.
-func (s *Store) CreateUser(ctx context.Context, u store.User, by store.Actor, now time.Time) (store.User, error) {
+// checkUser validates a new user and fills in its id and times.
+func checkUser(u store.User, now time.Time) (store.User, error) {
 	if u.TenantID == "" {
 		return store.User{}, fmt.Errorf("%w: user without tenant", store.ErrInvalidRequest)
 	}
@@ -82,23 +82,87 @@ func (s *Store) CreateUser(ctx context.Context, u store.User, by store.Actor, no
 	}
 	u.ID = id
 	u.CreatedAt, u.UpdatedAt = storedTime(now), storedTime(now)
-	err = s.tx(ctx, func(t *txn) error {
-		if _, err := t.exec(ctx, `INSERT INTO users (`+userColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			u.TenantID, u.ID, u.Name, string(u.Role), u.PasswordHash, boolInt(u.MustChangePassword), boolInt(u.Disabled),
-			micros(u.CreatedAt), micros(u.UpdatedAt)); err != nil {
-			if s.d.IsUniqueViolation(err) {
-				return store.Conflictf("user %q already exists", u.Name)
-			}
-			return err
+	return u, nil
+}
+
+// insertUser stores a checked user and audits it.
+func (t *txn) insertUser(ctx context.Context, u store.User, by store.Actor, now time.Time) error {
+	if _, err := t.exec(ctx, `INSERT INTO users (`+userColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		u.TenantID, u.ID, u.Name, string(u.Role), u.PasswordHash, boolInt(u.MustChangePassword), boolInt(u.Disabled),
+		micros(u.CreatedAt), micros(u.UpdatedAt)); err != nil {
+		if t.s.d.IsUniqueViolation(err) {
+			return store.Conflictf("user %q already exists", u.Name)
 		}
-		return t.audit(ctx, u.TenantID, by, "user.create", "user", u.ID, map[string]any{
-			"name": u.Name, "role": u.Role, "must_change_password": u.MustChangePassword, "disabled": u.Disabled,
-		}, now)
-	})
+		return err
+	}
+	return t.audit(ctx, u.TenantID, by, "user.create", "user", u.ID, map[string]any{
+		"name": u.Name, "role": u.Role, "must_change_password": u.MustChangePassword, "disabled": u.Disabled,
+	}, now)
+}
+
+// CreateUser implements store.Operators. A taken name is a conflict.
+func (s *Store) CreateUser(ctx context.Context, u store.User, by store.Actor, now time.Time) (store.User, error) {
+	u, err := checkUser(u, now)
 	if err != nil {
+		return store.User{}, err
+	}
+	if err := s.tx(ctx, func(t *txn) error { return t.insertUser(ctx, u, by, now) }); err != nil {
 		return store.User{}, fmt.Errorf("create user %q: %w", u.Name, err)
 	}
 	return u, nil
+}
+
+// errUsersExist ends CreateInitialAdmin's transaction without a change.
+var errUsersExist = errors.New("the tenant already has users")
+
+// CreateInitialAdmin implements store.Operators. The update of the tenant's
+// audit chain head comes first: it is the row lock every audited write
+// takes, so a second caller waits here until the first has committed and
+// then sees its user (on SQLite the single writer serializes anyway).
+func (s *Store) CreateInitialAdmin(ctx context.Context, u store.User, tk store.APIToken, now time.Time) (bool, error) {
+	u, err := checkUser(u, now)
+	if err != nil {
+		return false, fmt.Errorf("create initial admin: %w", err)
+	}
+	if tk.TenantID != "" && tk.TenantID != u.TenantID {
+		return false, fmt.Errorf("create initial admin: %w: token of tenant %s for a user of tenant %s", store.ErrInvalidRequest, tk.TenantID, u.TenantID)
+	}
+	if tk.UserID != "" && tk.UserID != u.ID {
+		return false, fmt.Errorf("create initial admin: %w: the token must belong to the new user", store.ErrInvalidRequest)
+	}
+	tk.TenantID, tk.UserID = u.TenantID, u.ID
+	if tk, err = checkToken(tk, now); err != nil {
+		return false, fmt.Errorf("create initial admin: %w", err)
+	}
+	err = s.tx(ctx, func(t *txn) error {
+		res, err := t.exec(ctx, `UPDATE audit_heads SET seq = seq WHERE tenant_id = ?`, u.TenantID)
+		if err != nil {
+			return fmt.Errorf("lock tenant: %w", err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return fmt.Errorf("lock tenant: %w", err)
+		} else if n == 0 {
+			return fmt.Errorf("tenant %s: %w", u.TenantID, store.ErrNotFound)
+		}
+		var users int
+		if err := t.queryRow(ctx, `SELECT COUNT(*) FROM users WHERE tenant_id = ?`, u.TenantID).Scan(&users); err != nil {
+			return fmt.Errorf("count users: %w", err)
+		}
+		if users > 0 {
+			return errUsersExist
+		}
+		if err := t.insertUser(ctx, u, store.System, now); err != nil {
+			return err
+		}
+		return t.insertToken(ctx, tk, store.System, now)
+	})
+	switch {
+	case errors.Is(err, errUsersExist):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("create initial admin %q: %w", u.Name, err)
+	}
+	return true, nil
 }
 
 // User implements store.Operators.
@@ -207,9 +271,8 @@ func scanToken(row interface{ Scan(...any) error }) (store.APIToken, error) {
 	return tk, nil
 }
 
-// CreateAPIToken implements store.Operators. The id is kept if the caller
-// chose one; a token owned by a user must name a user of the tenant.
-func (s *Store) CreateAPIToken(ctx context.Context, tk store.APIToken, by store.Actor, now time.Time) (store.APIToken, error) {
+// checkToken validates a new API token and fills in its id and times.
+func checkToken(tk store.APIToken, now time.Time) (store.APIToken, error) {
 	if tk.TenantID == "" {
 		return store.APIToken{}, fmt.Errorf("%w: token without tenant", store.ErrInvalidRequest)
 	}
@@ -236,6 +299,36 @@ func (s *Store) CreateAPIToken(ctx context.Context, tk store.APIToken, by store.
 		e := storedTime(*tk.ExpiresAt)
 		tk.ExpiresAt = &e
 	}
+	return tk, nil
+}
+
+// insertToken stores a checked token and audits it, without its hash.
+func (t *txn) insertToken(ctx context.Context, tk store.APIToken, by store.Actor, now time.Time) error {
+	if _, err := t.exec(ctx, `INSERT INTO api_tokens (`+tokenColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		tk.TenantID, tk.ID, tk.Name, tk.UserID, string(tk.Role), tk.SecretHash, micros(tk.CreatedAt),
+		nullMicros(tk.ExpiresAt), nullMicros(nil), nullMicros(nil)); err != nil {
+		if t.s.d.IsUniqueViolation(err) {
+			return store.Conflictf("token id %s is taken", tk.ID)
+		}
+		return err
+	}
+	details := map[string]any{"name": tk.Name, "role": tk.Role}
+	if tk.UserID != "" {
+		details["user_id"] = tk.UserID
+	}
+	if tk.ExpiresAt != nil {
+		details["expires_at"] = tk.ExpiresAt
+	}
+	return t.audit(ctx, tk.TenantID, by, "token.create", "token", tk.ID, details, now)
+}
+
+// CreateAPIToken implements store.Operators. The id is kept if the caller
+// chose one; a token owned by a user must name a user of the tenant.
+func (s *Store) CreateAPIToken(ctx context.Context, tk store.APIToken, by store.Actor, now time.Time) (store.APIToken, error) {
+	tk, err := checkToken(tk, now)
+	if err != nil {
+		return store.APIToken{}, err
+	}
 	err = s.tx(ctx, func(t *txn) error {
 		if tk.UserID != "" {
 			var one int
@@ -246,22 +339,7 @@ func (s *Store) CreateAPIToken(ctx context.Context, tk store.APIToken, by store.
 				return err
 			}
 		}
-		if _, err := t.exec(ctx, `INSERT INTO api_tokens (`+tokenColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			tk.TenantID, tk.ID, tk.Name, tk.UserID, string(tk.Role), tk.SecretHash, micros(tk.CreatedAt),
-			nullMicros(tk.ExpiresAt), nullMicros(nil), nullMicros(nil)); err != nil {
-			if s.d.IsUniqueViolation(err) {
-				return store.Conflictf("token id %s is taken", tk.ID)
-			}
-			return err
-		}
-		details := map[string]any{"name": tk.Name, "role": tk.Role}
-		if tk.UserID != "" {
-			details["user_id"] = tk.UserID
-		}
-		if tk.ExpiresAt != nil {
-			details["expires_at"] = tk.ExpiresAt
-		}
-		return t.audit(ctx, tk.TenantID, by, "token.create", "token", tk.ID, details, now)
+		return t.insertToken(ctx, tk, by, now)
 	})
 	if err != nil {
 		return store.APIToken{}, fmt.Errorf("create token %q: %w", tk.Name, err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -296,4 +297,123 @@ func testOperators(t *testing.T, h Harness) {
 			t.Fatal(err)
 		}
 	})
+
+	t.Run("InitialAdmin", func(t *testing.T) {
+		t.Parallel()
+		s := h.NewStore(t)
+		ctx := context.Background()
+		opAddTenant(t, s, "acme")
+		const hash = "$argon2id$v=19$m=65536,t=3,p=4$aW5pdHNhbHQ$aW5pdGhhc2hpbml0aGFzaA"
+		secret := strings.Repeat("a1", 32)
+		admin := store.User{TenantID: store.DefaultTenant, Name: "admin", Role: store.RoleAdmin, PasswordHash: hash, MustChangePassword: true}
+		token := store.APIToken{ID: "tok_initial", Name: "initial-admin", Role: store.RoleAdmin, SecretHash: secret}
+
+		before := regSnapshot(t, s)
+		for _, tc := range []struct {
+			name string
+			u    store.User
+			tk   store.APIToken
+			want error
+		}{
+			{"bad role", store.User{TenantID: store.DefaultTenant, Name: "admin", Role: "root", PasswordHash: hash}, token, store.ErrInvalidRequest},
+			{"token without hash", admin, store.APIToken{Name: "initial-admin", Role: store.RoleAdmin}, store.ErrInvalidRequest},
+			{"token of another tenant", admin, store.APIToken{TenantID: "acme", Name: "x", Role: store.RoleAdmin, SecretHash: "h"}, store.ErrInvalidRequest},
+			{"token of another user", admin, store.APIToken{UserID: "someone-else", Name: "x", Role: store.RoleAdmin, SecretHash: "h"}, store.ErrInvalidRequest},
+			{"unknown tenant", store.User{TenantID: "nope", Name: "admin", Role: store.RoleAdmin, PasswordHash: hash}, token, store.ErrNotFound},
+		} {
+			if created, err := s.CreateInitialAdmin(ctx, tc.u, tc.tk, T0); created || !errors.Is(err, tc.want) {
+				t.Fatalf("%s: created=%v err=%v, want %v", tc.name, created, err, tc.want)
+			}
+		}
+		if after := regSnapshot(t, s); after != before {
+			t.Fatalf("refused initial admins changed the store %+v → %+v", before, after)
+		}
+
+		created, err := s.CreateInitialAdmin(ctx, admin, token, T0)
+		if err != nil || !created {
+			t.Fatalf("CreateInitialAdmin on a store without users = %v, %v; want created", created, err)
+		}
+		u, err := s.UserByName(ctx, store.DefaultTenant, "admin")
+		if err != nil || u.Role != store.RoleAdmin || !u.MustChangePassword || u.PasswordHash != hash || !u.CreatedAt.Equal(T0) {
+			t.Fatalf("initial admin = %+v, %v", u, err)
+		}
+		tk, err := s.APITokenByID(ctx, "tok_initial")
+		if err != nil || tk.TenantID != store.DefaultTenant || tk.UserID != u.ID || tk.Role != store.RoleAdmin || tk.SecretHash != secret {
+			t.Fatalf("initial admin token = %+v, %v; want the admin's", tk, err)
+		}
+		for _, action := range []string{"user.create", "token.create"} {
+			if e := regAudits(t, s, action); len(e) != 1 || e[0].Actor != store.System {
+				t.Fatalf("%s entries = %+v, want one by the system", action, e)
+			}
+		}
+		opNoSecrets(t, s, store.DefaultTenant, hash, secret)
+		regVerifyAudit(t, s)
+
+		// A later start finds the admin and changes nothing.
+		before = regSnapshot(t, s)
+		again := store.APIToken{ID: "tok_again", Name: "initial-admin", Role: store.RoleAdmin, SecretHash: "other"}
+		created, err = s.CreateInitialAdmin(ctx, store.User{TenantID: store.DefaultTenant, Name: "root", Role: store.RoleAdmin, PasswordHash: "x"}, again, T0.Add(time.Hour))
+		if err != nil || created {
+			t.Fatalf("CreateInitialAdmin with users present = %v, %v; want not created", created, err)
+		}
+		if after := regSnapshot(t, s); after != before {
+			t.Fatalf("a second first start changed the store %+v → %+v", before, after)
+		}
+		if n, err := s.CountUsers(ctx, store.DefaultTenant); err != nil || n != 1 {
+			t.Fatalf("CountUsers = %d, %v; want 1", n, err)
+		}
+		if _, err := s.APITokenByID(ctx, "tok_again"); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("token of the second first start: %v, want ErrNotFound", err)
+		}
+		// Another tenant's first admin is independent.
+		if created, err := s.CreateInitialAdmin(ctx, store.User{TenantID: "acme", Name: "admin", Role: store.RoleAdmin, PasswordHash: "x"},
+			store.APIToken{Name: "initial-admin", Role: store.RoleAdmin, SecretHash: "h"}, T0); err != nil || !created {
+			t.Fatalf("first admin of tenant acme = %v, %v; want created", created, err)
+		}
+	})
+
+	t.Run("InitialAdminConcurrentStarts", func(t *testing.T) {
+		t.Parallel()
+		s := h.NewStore(t)
+		ctx := context.Background()
+		const n = 8
+		created := make([]bool, n)
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				created[i], errs[i] = s.CreateInitialAdmin(ctx,
+					store.User{TenantID: store.DefaultTenant, Name: fmt.Sprintf("admin%d", i), Role: store.RoleAdmin, PasswordHash: "x", MustChangePassword: true},
+					store.APIToken{ID: fmt.Sprintf("tok_%d", i), Name: "initial-admin", Role: store.RoleAdmin, SecretHash: "h"}, T0)
+			}()
+		}
+		close(start)
+		wg.Wait()
+		winners := 0
+		for i := range n {
+			if errs[i] != nil {
+				t.Fatalf("caller %d: %v", i, errs[i])
+			}
+			if created[i] {
+				winners++
+			}
+		}
+		if winners != 1 {
+			t.Fatalf("%d concurrent first starts created an admin, want exactly 1", winners)
+		}
+		users, _, err := s.ListUsers(ctx, store.DefaultTenant, store.Page{})
+		if err != nil || len(users) != 1 {
+			t.Fatalf("users after concurrent first starts: %+v, %v; want 1", users, err)
+		}
+		tokens, _, err := s.ListAPITokens(ctx, store.DefaultTenant, store.Page{})
+		if err != nil || len(tokens) != 1 || tokens[0].UserID != users[0].ID {
+			t.Fatalf("tokens after concurrent first starts: %+v, %v; want 1 of user %s", tokens, err, users[0].ID)
+		}
+		regVerifyAudit(t, s)
+	})
+
 }
