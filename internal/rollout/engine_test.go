@@ -88,6 +88,11 @@ func TestInstallFailuresOnOneRevisionHaltOnlyThatRevision(t *testing.T) {
 	}
 	spec := baseSpec("rev-b-breaks", "2.0.0")
 	spec.OnFailure = campaign.Failure{Action: campaign.FailRollback}
+	hook, err := s.st.CreateWebhook(s.ctx, store.Webhook{TenantID: store.DefaultTenant, URL: "https://hooks.example.com/u", Secret: "0123456789abcdef",
+		Events: []string{"campaign.halted", "campaign.rollback", "campaign.finished"}}, admin, s.clock.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
 	c := s.start(spec)
 
 	s.runUntil(10*24*time.Hour, "completion", func() bool { return s.campaign(c.ID).State == store.CampaignCompleted })
@@ -126,6 +131,20 @@ func TestInstallFailuresOnOneRevisionHaltOnlyThatRevision(t *testing.T) {
 	}
 	if !found {
 		t.Fatal("no stored halt decision naming hw_rev=B")
+	}
+	// The halt, the rollback and the completion were queued for the webhook.
+	ds, _, err := s.st.ListWebhookDeliveries(s.ctx, store.DefaultTenant, hook.ID, store.Page{Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	events := map[string]bool{}
+	for _, d := range ds {
+		events[d.Event] = true
+	}
+	for _, want := range []string{"campaign.halted", "campaign.rollback", "campaign.finished"} {
+		if !events[want] {
+			t.Errorf("no %s delivery queued; got %v", want, events)
+		}
 	}
 }
 

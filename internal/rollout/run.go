@@ -41,6 +41,7 @@ type run struct {
 	markBad       string
 	notifyDevices []string
 	tallies       []store.CampaignTally
+	critical      *bool // the release's severity is critical (read once)
 }
 
 // actor is who the engine's changes are audited as.
@@ -369,6 +370,10 @@ func (r *run) forced() bool {
 }
 
 func (r *run) releaseCritical() bool {
-	rel, err := r.e.st.Release(context.Background(), r.c.TenantID, r.c.ReleaseID)
-	return err == nil && rel.Severity == store.SeverityCritical
+	if r.critical == nil {
+		rel, err := r.e.st.Release(context.Background(), r.c.TenantID, r.c.ReleaseID)
+		crit := err == nil && rel.Severity == store.SeverityCritical
+		r.critical = &crit
+	}
+	return *r.critical
 }
