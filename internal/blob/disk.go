@@ -393,6 +393,9 @@ func (d *Disk) stat(key string) (Info, error) {
 	}
 	raw, err := readSmallFile(filepath.Join(dir, sumsName), maxSumsSize)
 	if errors.Is(err, fs.ErrNotExist) {
+		if _, derr := os.Stat(dir); errors.Is(derr, fs.ErrNotExist) {
+			return Info{}, ErrNotFound // deleted since the content was found
+		}
 		return Info{}, fmt.Errorf("digests missing: %w", ErrCorrupt)
 	}
 	if err != nil {
