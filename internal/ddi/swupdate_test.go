@@ -36,9 +36,7 @@ type swuEnv struct {
 	dir      string
 	swupdate string
 	cert     string
-	target   string
 	reqs     chan request
-	mu       sync.Mutex
 }
 
 // buildSWU builds a CMS-signed .swu whose sw-description writes payload to
@@ -142,9 +140,10 @@ func isFeedback(r request) bool {
 }
 
 // TestSWUpdateEndToEnd lets Debian's swupdate 2022.12 install a signed
-// .swu from Updraft: the file lands on disk, the device reports
-// proceeding, a restart with -c 2 reports success and -c 3 failure, and a
-// cancel is acknowledged.
+// .swu that a campaign rolls out: the file lands on disk, the device
+// reports proceeding, a restart with -c 2 reports success and, on a second
+// device, -c 3 failure, which the campaign counts; a cancel of a single
+// assignment is acknowledged.
 func TestSWUpdateEndToEnd(t *testing.T) {
 	bin := testenv.Command(t, "swupdate", swupdateHint)
 	dir := t.TempDir()
@@ -168,9 +167,20 @@ func TestSWUpdateEndToEnd(t *testing.T) {
 	image := buildSWU(t, dir, target, payload)
 	rel := e.release("2.0.0", store.SeverityHigh, art{name: "update.swu", typ: store.ArtifactSWU, data: image})
 
-	// Device 1 installs, then reports the tested state (-c 2): succeeded.
+	// A campaign rolls the release out to devices 1 and 2.
 	d1, tok1 := e.device("swu-dev01")
-	as1 := e.assign(d1, rel, "")
+	d2, tok2 := e.device("swu-dev02")
+	camp, eng := e.runCampaign(rel.Version)
+	active := func(d store.Device) store.Assignment {
+		a, err := e.store.ActiveAssignment(e.ctx, store.DefaultTenant, d.ID)
+		if err != nil || a.CampaignID != camp.ID {
+			t.Fatalf("campaign assignment of %s: %+v %v", d.Serial, a, err)
+		}
+		return a
+	}
+	as1, as2 := active(d1), active(d2)
+
+	// Device 1 installs, then reports the tested state (-c 2): succeeded.
 	stop := s.start("swu-dev01", tok1, "")
 	s.await("install feedback", stop, func(r request) bool {
 		return isFeedback(r) && e.assignment(as1.ID).State == store.AssignInstalling && fileIs(target, payload)
@@ -200,8 +210,6 @@ func TestSWUpdateEndToEnd(t *testing.T) {
 	}
 
 	// Device 2 installs, then reports failure (-c 3): failed.
-	d2, tok2 := e.device("swu-dev02")
-	as2 := e.assign(d2, rel, "")
 	stop = s.start("swu-dev02", tok2, "")
 	s.await("install feedback", stop, func(r request) bool {
 		return isFeedback(r) && e.assignment(as2.ID).State == store.AssignInstalling && fileIs(target, payload)
@@ -212,6 +220,13 @@ func TestSWUpdateEndToEnd(t *testing.T) {
 	stop()
 	if got := e.assignment(as2.ID); got.State != store.AssignFailed {
 		t.Fatalf("after -c 3: %s, want failed", got.State)
+	}
+	e.tick(eng)
+	if got := e.campaignDevice(camp, d1).State; got != store.CDSucceeded {
+		t.Fatalf("campaign counts device 1 as %s, want succeeded", got)
+	}
+	if got := e.campaignDevice(camp, d2).State; got != store.CDFailed {
+		t.Fatalf("campaign counts device 2 as %s, want failed", got)
 	}
 
 	// Device 3's assignment is canceled before it polls: it acknowledges.
