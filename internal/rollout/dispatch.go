@@ -49,7 +49,13 @@ func (r *run) dispatch(ctx context.Context) error {
 	if budget <= 0 {
 		return nil
 	}
-	queued, devs, err := r.e.st.QueuedCampaignDevices(ctx, r.c.TenantID, r.c.ID, maxStep, control, r.now, budget)
+	// Devices parked until their window opens are eligible at once when
+	// the deadline has forced the campaign.
+	cutoff := r.now
+	if r.forced() {
+		cutoff = r.now.Add(100 * 365 * 24 * time.Hour)
+	}
+	queued, devs, err := r.e.st.QueuedCampaignDevices(ctx, r.c.TenantID, r.c.ID, maxStep, control, cutoff, budget)
 	if err != nil {
 		return err
 	}

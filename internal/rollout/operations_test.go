@@ -237,3 +237,36 @@ func TestDeposedLeaderCannotWrite(t *testing.T) {
 type postgresStore = sqlstore.Store
 
 var migrateAt = sqlstore.MigrateOptions{Now: t0}
+
+// TestDeadlineForcesCriticalRelease: outside their maintenance window,
+// devices wait; once a critical release's deadline passes, windows no
+// longer hold them back and they are dispatched at once.
+func TestDeadlineForcesCriticalRelease(t *testing.T) {
+	t.Parallel()
+	s := newSim(t, openStore(t), 9)
+	for i := 0; i < 10; i++ {
+		s.device("gw", "B", "UTC")
+	}
+	s.release("2.0.0", 3, store.SeverityCritical, "gw", "B")
+	spec := baseSpec("urgent", "2.0.0")
+	spec.Plan = campaign.Plan{Waves: []float64{100}, NoControl: true}
+	// The window opens at 22:00 UTC; the deadline is at 06:00.
+	spec.Schedule.Windows = []tufmeta.Window{{Start: "22:00", Duration: tufmeta.Duration(time.Hour)}}
+	deadline := t0.Add(6 * time.Hour)
+	spec.Schedule.Deadline = &deadline
+	c := s.start(spec)
+	s.runUntil(5*time.Hour, "five hours", func() bool { return s.clock.Now().After(t0.Add(5 * time.Hour)) })
+	if got := s.counts(c.ID, ""); got[store.CDQueued] != 10 {
+		t.Fatalf("before the deadline: %v, want all 10 waiting for their window", got)
+	}
+	s.runUntil(3*time.Hour, "dispatch after the deadline", func() bool { return s.counts(c.ID, "")[store.CDQueued] == 0 })
+	for _, a := range s.allAssignments() {
+		if a.CreatedAt.Before(deadline) {
+			t.Fatalf("assignment created at %v, before the deadline", a.CreatedAt.Sub(t0))
+		}
+	}
+	terms, err := campaign.AssignmentTerms(s.campaign(c.ID), store.Release{Severity: store.SeverityCritical}, s.clock.Now())
+	if err != nil || !terms.Forced {
+		t.Fatalf("terms after the deadline: %+v %v, want forced", terms, err)
+	}
+}
