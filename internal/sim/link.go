@@ -1,0 +1,117 @@
+package sim
+
+import (
+	"errors"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/updraft/updraft/internal/clock"
+)
+
+// errDropped is what a simulated dropped connection looks like to the agent.
+var errDropped = errors.New("sim: connection dropped")
+
+// linkTransport wraps a real transport with latency and dropped
+// connections. Latency is real time: it is network time, not device time.
+type linkTransport struct {
+	base    http.RoundTripper
+	link    Link
+	latency clock.Clock
+
+	mu  sync.Mutex
+	rnd *rand.Rand
+
+	dropped atomic.Int64
+}
+
+func newLinkTransport(base http.RoundTripper, link Link, seed uint64) *linkTransport {
+	return &linkTransport{base: base, link: link, latency: clock.Real{}, rnd: rand.New(rand.NewPCG(seed, 0x11c))}
+}
+
+func (l *linkTransport) draw() float64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.rnd.Float64()
+}
+
+// RoundTrip implements http.RoundTripper.
+func (l *linkTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if d := time.Duration(l.link.Latency); d > 0 {
+		if !clock.Sleep(l.latency, d, req.Context().Done()) {
+			return nil, req.Context().Err()
+		}
+	}
+	drop := l.link.DropRate > 0 && l.draw() < l.link.DropRate
+	if drop && l.draw() < 0.5 {
+		l.dropped.Add(1)
+		if req.Body != nil {
+			req.Body.Close()
+		}
+		return nil, errDropped
+	}
+	resp, err := l.base.RoundTrip(req)
+	if err != nil || !drop {
+		return resp, err
+	}
+	l.dropped.Add(1)
+	// Cut the body half way (or at once when its length is unknown).
+	keep := resp.ContentLength / 2
+	resp.Body = &cutBody{rc: resp.Body, left: max(keep, 0)}
+	return resp, nil
+}
+
+// cutBody delivers left bytes, then fails as a dropped connection does.
+type cutBody struct {
+	rc   io.ReadCloser
+	left int64
+}
+
+func (c *cutBody) Read(p []byte) (int, error) {
+	if c.left <= 0 {
+		return 0, errDropped
+	}
+	if int64(len(p)) > c.left {
+		p = p[:c.left]
+	}
+	n, err := c.rc.Read(p)
+	c.left -= int64(n)
+	if err == io.EOF {
+		return n, errDropped
+	}
+	return n, err
+}
+
+func (c *cutBody) Close() error { return c.rc.Close() }
+
+// Accelerated is a clock that runs Factor times faster than real time from
+// Start: soak times and telemetry pass in simulated hours while network
+// timeouts, which use real-time deadlines, stay real.
+type Accelerated struct {
+	start  time.Time
+	origin time.Time
+	factor float64
+	real   clock.Real
+}
+
+// NewAccelerated starts an accelerated clock at start, running factor
+// times faster than real time.
+func NewAccelerated(start time.Time, factor float64) *Accelerated {
+	if factor <= 0 {
+		factor = 1
+	}
+	return &Accelerated{start: start, origin: clock.Real{}.Now(), factor: factor}
+}
+
+// Now returns the accelerated time.
+func (a *Accelerated) Now() time.Time {
+	return a.start.Add(time.Duration(float64(a.real.Now().Sub(a.origin)) * a.factor))
+}
+
+// NewTimer fires after d of accelerated time.
+func (a *Accelerated) NewTimer(d time.Duration) clock.Timer {
+	return a.real.NewTimer(time.Duration(float64(d) / a.factor))
+}
