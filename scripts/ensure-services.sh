@@ -35,4 +35,5 @@ pg_up || { echo "ensure-services: PostgreSQL is not reachable on 127.0.0.1:5432"
 # Tools used by benchmarks and tests.
 bash "$(dirname "$0")/install-nginx.sh"
 bash "$(dirname "$0")/install-boot-tools.sh"
+bash "$(dirname "$0")/install-swupdate.sh"
 echo "ensure-services: ready"
