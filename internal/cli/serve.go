@@ -29,11 +29,12 @@ type serveSetting struct {
 }
 
 type serveOptions struct {
-	config                             string
-	dataDir, addr, database, publicURL string
-	tlsCert, tlsKey, maxArtifact       string
-	logLevel, logFormat                string
-	rawRetention, hourlyRetention      string
+	config                                                     string
+	dataDir, addr, database, publicURL                         string
+	tlsCert, tlsKey, maxArtifact                               string
+	logLevel, logFormat                                        string
+	rawRetention, hourlyRetention                              string
+	ddiGatewayTokenFile, ddiAnonymous, ddiDeviceType, ddiHWRev string
 }
 
 func (o *serveOptions) settings() []serveSetting {
@@ -47,6 +48,10 @@ func (o *serveOptions) settings() []serveSetting {
 		{"max-artifact-size", "UPDRAFT_MAX_ARTIFACT_SIZE", "4GiB", "largest artifact upload (`size`, e.g. 512MiB, 4GiB)", &o.maxArtifact},
 		{"telemetry-raw-retention", "UPDRAFT_TELEMETRY_RAW_RETENTION", "168h", "how long raw telemetry points are kept (`duration`)", &o.rawRetention},
 		{"telemetry-hourly-retention", "UPDRAFT_TELEMETRY_HOURLY_RETENTION", "1440h", "how long hourly telemetry roll-ups are kept (`duration`, at least 1344h = 8 weeks)", &o.hourlyRetention},
+		{"ddi-gateway-token-file", "UPDRAFT_DDI_GATEWAY_TOKEN_FILE", "", "`file` holding the hawkBit DDI gateway token, which acts as any device (default: gateway tokens refused)", &o.ddiGatewayTokenFile},
+		{"ddi-anonymous", "UPDRAFT_DDI_ANONYMOUS", "false", "accept hawkBit DDI requests without credentials (Zephyr's default build): `true` or false", &o.ddiAnonymous},
+		{"ddi-device-type", "UPDRAFT_DDI_DEVICE_TYPE", "ddi", "device `type` recorded for auto-registered DDI controllers", &o.ddiDeviceType},
+		{"ddi-hw-rev", "UPDRAFT_DDI_HW_REV", "", "hardware `revision` recorded for auto-registered DDI controllers", &o.ddiHWRev},
 		{"log-level", "UPDRAFT_LOG_LEVEL", "info", "log `level`: debug, info, warn or error", &o.logLevel},
 		{"log-format", "UPDRAFT_LOG_FORMAT", "text", "log `format`: text or json", &o.logFormat},
 	}
@@ -81,6 +86,28 @@ func (o *serveOptions) resolve(e *Env, setFlags map[string]bool) error {
 		}
 	}
 	return nil
+}
+
+// ddiConfig reads the hawkBit DDI settings; the gateway token comes from a
+// file so it never shows in a process listing.
+func (o *serveOptions) ddiConfig() (server.DDIConfig, error) {
+	c := server.DDIConfig{DeviceType: o.ddiDeviceType, HWRev: o.ddiHWRev}
+	anon, err := strconv.ParseBool(o.ddiAnonymous)
+	if err != nil {
+		return c, usageErrorf("--ddi-anonymous %q: want true or false", o.ddiAnonymous)
+	}
+	c.Anonymous = anon
+	if o.ddiGatewayTokenFile != "" {
+		b, err := os.ReadFile(o.ddiGatewayTokenFile)
+		if err != nil {
+			return c, fmt.Errorf("read the DDI gateway token: %w", err)
+		}
+		c.GatewayToken = strings.TrimSpace(string(b))
+		if len(c.GatewayToken) < 16 {
+			return c, usageErrorf("the DDI gateway token in %s is shorter than 16 characters", o.ddiGatewayTokenFile)
+		}
+	}
+	return c, nil
 }
 
 // parseServeConfig reads a YAML mapping of setting names to scalar values,
@@ -187,6 +214,10 @@ directory. SIGINT or SIGTERM shut the server down gracefully.`,
 			if err != nil || hourlyRet < server.MinHourlyRetention || hourlyRet < rawRet {
 				return usageErrorf("--telemetry-hourly-retention %q: want a duration of at least %s (8 weeks) and no shorter than the raw retention", o.hourlyRetention, server.MinHourlyRetention)
 			}
+			ddiCfg, err := o.ddiConfig()
+			if err != nil {
+				return err
+			}
 			log, err := newLogger(e.Stderr, o.logLevel, o.logFormat)
 			if err != nil {
 				return err
@@ -205,6 +236,7 @@ directory. SIGINT or SIGTERM shut the server down gracefully.`,
 				TLSCert: o.tlsCert, TLSKey: o.tlsKey, PublicURL: o.publicURL,
 				MaxArtifactSize: maxSize, Clock: e.Clock, Logger: log, Out: e.Stdout,
 				TelemetryRawRetention: rawRet, TelemetryHourlyRetention: hourlyRet,
+				DDI: ddiCfg,
 			})
 			if err != nil {
 				return err

@@ -61,8 +61,10 @@ type Config struct {
 	// MinHourlyRetention.
 	TelemetryRawRetention    time.Duration
 	TelemetryHourlyRetention time.Duration
-	Clock                    clock.Clock
-	Logger                   *slog.Logger
+	// DDI configures the hawkBit DDI API for the default tenant.
+	DDI    DDIConfig
+	Clock  clock.Clock
+	Logger *slog.Logger
 	// Out receives the one-time first-start credentials. Default os.Stdout.
 	Out io.Writer
 
@@ -77,6 +79,19 @@ type Config struct {
 
 // DefaultMaxArtifactSize is the default upload limit.
 const DefaultMaxArtifactSize = 4 << 30
+
+// DDIConfig configures the hawkBit DDI device API.
+type DDIConfig struct {
+	// GatewayToken, when set, lets a gateway act as any device of the
+	// default tenant (Authorization: GatewayToken …); every use is audited.
+	GatewayToken string
+	// Anonymous accepts requests without credentials (Zephyr's default
+	// build); off unless asked for.
+	Anonymous bool
+	// DeviceType and HWRev are recorded for auto-registered controllers,
+	// which do not report them.
+	DeviceType, HWRev string
+}
 
 // MinHourlyRetention is the shortest time hourly telemetry roll-ups may be
 // kept: eight weeks, so health analysis always has two months of history.
