@@ -14,6 +14,7 @@ import (
 	"github.com/updraft/updraft/internal/rollout"
 	"github.com/updraft/updraft/internal/signedurl"
 	"github.com/updraft/updraft/internal/signing"
+	"github.com/updraft/updraft/internal/store"
 	"github.com/updraft/updraft/internal/webhook"
 )
 
@@ -95,12 +96,21 @@ func newAPIs(ctx context.Context, s *Server) (*apis, error) {
 		return nil, err
 	}
 	hawkbit, err := ddi.New(ddi.Config{
-		Store:     s.store,
-		Blobs:     s.blobs,
-		Clock:     s.cfg.Clock,
-		Logger:    s.log.With("component", "ddi"),
-		PublicURL: s.cfg.PublicURL,
-		URLs:      urls,
+		Store:      s.store,
+		Blobs:      s.blobs,
+		Clock:      s.cfg.Clock,
+		Logger:     s.log.With("component", "ddi"),
+		PublicURL:  s.cfg.PublicURL,
+		URLs:       urls,
+		Anonymous:  s.cfg.DDI.Anonymous,
+		DeviceType: s.cfg.DDI.DeviceType,
+		HWRev:      s.cfg.DDI.HWRev,
+		GatewayTokens: func() map[string]string {
+			if s.cfg.DDI.GatewayToken == "" {
+				return nil
+			}
+			return map[string]string{store.DefaultTenant: s.cfg.DDI.GatewayToken}
+		}(),
 	})
 	if err != nil {
 		return nil, err
