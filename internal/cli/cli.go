@@ -100,6 +100,7 @@ func commands() []*command {
 		tokenCommand(),
 		userCommand(),
 		auditCommand(),
+		simCommand(),
 		versionCommand(),
 	}
 }
