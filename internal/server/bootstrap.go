@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 
 	"github.com/updraft/updraft/internal/atomicfile"
@@ -53,9 +54,13 @@ func (s *Server) bootstrap(ctx context.Context) error {
 	ia := InitialAdmin{User: "admin", Password: pw, Token: tok.Token, File: filepath.Join(s.cfg.DataDir, InitialAdminFile)}
 	content := fmt.Sprintf("# Updraft first-start credentials. Change the password at first sign-in,\n"+
 		"# then delete this file.\nuser=%s\npassword=%s\napi_token=%s\n", ia.User, ia.Password, ia.Token)
-	// Write the file before the database so that a crash in between leaves
-	// a retry (no users yet) rather than an admin nobody knows the password of.
-	if err := atomicfile.WriteFile(ia.File, []byte(content), 0o600); err != nil {
+	// Write the credentials before the database, under a name of their own,
+	// so that a crash in between leaves them findable rather than an admin
+	// nobody knows the password of; only the server whose transaction
+	// creates the admin moves them into place (replicas may share the
+	// data directory).
+	pending := ia.File + "." + tok.ID + ".pending"
+	if err := atomicfile.WriteFile(pending, []byte(content), 0o600); err != nil {
 		return fmt.Errorf("first start: %w", err)
 	}
 	// One transaction that first takes the tenant's audit lock: replicas
@@ -69,11 +74,18 @@ func (s *Server) bootstrap(ctx context.Context) error {
 		Role: store.RoleAdmin, SecretHash: tok.SecretHash,
 	}, now)
 	if err != nil {
-		return fmt.Errorf("first start: create admin: %w", err)
+		return fmt.Errorf("first start: create admin: %w (credentials that were not stored remain in %s)", err, pending)
 	}
 	if !created {
+		os.Remove(pending)
 		s.log.Info("first start: another server created the admin user first")
 		return nil
+	}
+	if err := os.Rename(pending, ia.File); err != nil {
+		return fmt.Errorf("first start: the admin was created; its credentials are in %s: %w", pending, err)
+	}
+	if err := atomicfile.SyncDir(s.cfg.DataDir); err != nil {
+		return fmt.Errorf("first start: %w", err)
 	}
 	fmt.Fprintf(s.cfg.Out, "\nUpdraft first start: created the admin user. These are shown once and saved in %s (mode 0600).\n"+
 		"  user:      %s\n  password:  %s   (one-time)\n  api token: %s\n\n"+

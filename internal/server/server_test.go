@@ -167,6 +167,9 @@ func TestFirstStartCreatesAdminOnce(t *testing.T) {
 	if fi.Mode().Perm() != 0o600 {
 		t.Fatalf("credentials file mode %v, want 0600", fi.Mode().Perm())
 	}
+	if left, _ := filepath.Glob(filepath.Join(dir, "*.pending")); len(left) != 0 {
+		t.Fatalf("pending credential files left behind: %v", left)
+	}
 	token := readToken(t, dir)
 	u, err := b.srv.Store().UserByName(context.Background(), store.DefaultTenant, "admin")
 	if err != nil || !u.MustChangePassword || u.Role != store.RoleAdmin {
