@@ -243,7 +243,10 @@ func TestReleaseUploadPublishAndFlags(t *testing.T) {
 	}
 }
 
-func TestDeleteDraftDropsItsBlobs(t *testing.T) {
+// TestDeleteDraftLeavesItsBlobsToTheCollector: deleting a draft keeps its
+// blobs (another upload may be adopting the same content); the collector
+// deletes the one nothing references once the grace period has passed.
+func TestDeleteDraftLeavesItsBlobsToTheCollector(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	kept := e.release("2.0.0", "gw-200", []string{"B"}, true)
@@ -258,9 +261,15 @@ func TestDeleteDraftDropsItsBlobs(t *testing.T) {
 	}
 	e.must(204, req{token: e.operator, method: "DELETE", path: "/releases/2.1.0-rc.1"})
 	e.must(404, req{token: e.viewer, method: "GET", path: "/releases/2.1.0-rc.1"})
+	if got := len(e.snapshot().blobs); got != 2 {
+		t.Fatalf("%d blobs right after delete, want both still there", got)
+	}
+	if n := e.collectBlobs(); n != 1 {
+		t.Fatalf("collection deleted %d blobs, want 1", n)
+	}
 	blobs := e.snapshot().blobs
 	if len(blobs) != 1 || blobs[0] != kept.Artifacts[0].SHA256 {
-		t.Fatalf("blobs after delete = %v, want only %s", blobs, kept.Artifacts[0].SHA256)
+		t.Fatalf("blobs after collection = %v, want only %s", blobs, kept.Artifacts[0].SHA256)
 	}
 }
 

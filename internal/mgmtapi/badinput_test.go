@@ -276,11 +276,22 @@ func TestBadUploads(t *testing.T) {
 		{"from_version on a full image", path + "&from_version=1.0.0", strings.NewReader("x"), nil, 400, "bad_parameter"},
 		{"published release", "/releases/" + fx.published.ID + "/artifacts?device_type=gw-200&hw_revs=C&type=raw-image&name=c.img", strings.NewReader("x"), nil, 409, "immutable"},
 	}
+	// Complete content that is refused stays as a blob until the collector
+	// deletes it.
+	leftover := map[string]bool{"empty": true}
 	for _, c := range cases {
 		before := e.snapshot()
 		r := e.do(req{token: e.operator, method: "PUT", path: c.path, body: c.body, headers: c.headers})
 		if r.status != c.status || r.errorCode(t) != c.code {
 			t.Errorf("%s: %d %s, want %d %s", c.name, r.status, r.body, c.status, c.code)
+		}
+		if leftover[c.name] {
+			if got, want := len(e.snapshot().blobs), len(before.blobs)+1; got != want {
+				t.Errorf("%s: %d blobs, want %d until collection", c.name, got, want)
+			}
+			if n := e.collectBlobs(); n != 1 {
+				t.Errorf("%s: collection deleted %d blobs, want 1", c.name, n)
+			}
 		}
 		e.unchanged(before, "upload: "+c.name)
 	}

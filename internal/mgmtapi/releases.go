@@ -1,14 +1,11 @@
 package mgmtapi
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"strings"
 
 	"github.com/updraft/updraft/internal/apierror"
-	"github.com/updraft/updraft/internal/blob"
 	"github.com/updraft/updraft/internal/semver"
 	"github.com/updraft/updraft/internal/store"
 )
@@ -111,7 +108,9 @@ func (a *API) publishRelease(w http.ResponseWriter, r *http.Request, c *caller) 
 	return ok(w, releaseView(rel))
 }
 
-// deleteRelease removes a draft and then the blobs that only it used.
+// deleteRelease removes a draft. Its blobs stay: another upload may be
+// adopting the same content right now, so only the blob collector
+// (internal/blobgc) deletes blobs, once unreferenced and idle.
 func (a *API) deleteRelease(w http.ResponseWriter, r *http.Request, c *caller) error {
 	rel, err := a.findRelease(r, c, r.PathValue("id"))
 	if err != nil {
@@ -120,26 +119,7 @@ func (a *API) deleteRelease(w http.ResponseWriter, r *http.Request, c *caller) e
 	if err := a.store.DeleteDraft(r.Context(), c.tenant(), rel.ID, c.actor, a.now()); err != nil {
 		return fmt.Errorf("delete release %s: %w", rel.Version, err)
 	}
-	for _, art := range rel.Artifacts {
-		a.dropUnusedBlob(context.WithoutCancel(r.Context()), art.SHA256)
-	}
 	return noContent(w)
-}
-
-// dropUnusedBlob deletes a blob no artifact references. Failing to is not
-// an error for the request: the blob is only wasted space.
-func (a *API) dropUnusedBlob(ctx context.Context, key string) {
-	used, err := a.store.BlobInUse(ctx, key)
-	if err != nil {
-		a.log.WarnContext(ctx, "check blob use", "blob", key, "err", err)
-		return
-	}
-	if used {
-		return
-	}
-	if err := a.blobs.Delete(ctx, key); err != nil && !errors.Is(err, blob.ErrNotFound) {
-		a.log.WarnContext(ctx, "delete unused blob", "blob", key, "err", err)
-	}
 }
 
 func (a *API) markBad(w http.ResponseWriter, r *http.Request, c *caller) error {

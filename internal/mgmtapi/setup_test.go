@@ -25,6 +25,7 @@ import (
 
 	"github.com/updraft/updraft/internal/auth"
 	"github.com/updraft/updraft/internal/blob"
+	"github.com/updraft/updraft/internal/blobgc"
 	"github.com/updraft/updraft/internal/clock"
 	"github.com/updraft/updraft/internal/identity"
 	"github.com/updraft/updraft/internal/store"
@@ -374,6 +375,23 @@ func (e *env) snapshot() snapshot {
 		e.t.Fatal(err)
 	}
 	return s
+}
+
+// collectBlobs lets the blob collector's grace period pass and runs one
+// collection, as `updraft serve` does periodically. It returns how many
+// blobs it deleted.
+func (e *env) collectBlobs() int {
+	e.t.Helper()
+	gc, err := blobgc.New(blobgc.Config{Store: e.st, Blobs: e.blobs, Clock: e.clock, Holder: "mgmtapi-test"})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.clock.Advance(blobgc.DefaultGrace + time.Minute)
+	res, err := gc.Run(context.Background())
+	if err != nil || !res.Led {
+		e.t.Fatalf("blob collection = %+v, %v", res, err)
+	}
+	return res.Collected
 }
 
 // unchanged fails if anything was audited or stored since before.

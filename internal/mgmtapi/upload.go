@@ -118,7 +118,9 @@ func overlaps(existing, a store.Artifact) bool {
 // uploadArtifact streams the request body into the blob store under its
 // SHA-256 and records it as an artifact of a draft release. Whatever goes
 // wrong (too large, interrupted, digest mismatch, a conflicting artifact),
-// no artifact is recorded and no blob is left that nothing references.
+// no artifact is recorded. Content that never completed leaves nothing;
+// complete content that is then refused (empty, conflicting) stays as an
+// unreferenced blob until the blob collector deletes it.
 func (a *API) uploadArtifact(w http.ResponseWriter, r *http.Request, c *caller) error {
 	art, err := artifactFromQuery(r)
 	if err != nil {
@@ -166,9 +168,11 @@ func (a *API) uploadArtifact(w http.ResponseWriter, r *http.Request, c *caller) 
 	case err != nil:
 		return fmt.Errorf("store artifact content: %w", err)
 	}
+	// A refused upload leaves its blob to the collector (internal/blobgc):
+	// deleting it here could pull it from under a concurrent upload of the
+	// same content.
 	ctx := context.WithoutCancel(r.Context())
 	if info.Size == 0 {
-		a.dropUnusedBlob(ctx, info.Key)
 		return apierror.BadRequest("the artifact is empty; send its content as the request body")
 	}
 	art.TenantID = c.tenant()
@@ -176,7 +180,6 @@ func (a *API) uploadArtifact(w http.ResponseWriter, r *http.Request, c *caller) 
 	art.Size, art.SHA256, art.SHA1, art.MD5 = info.Size, info.SHA256, info.SHA1, info.MD5
 	added, err := a.store.AddArtifact(ctx, art, c.actor, a.now())
 	if err != nil {
-		a.dropUnusedBlob(ctx, info.Key)
 		return fmt.Errorf("add artifact %s to release %s: %w", art.Name, rel.Version, err)
 	}
 	return created(w, artifactView(added))
