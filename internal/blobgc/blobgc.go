@@ -48,10 +48,21 @@ type Store interface {
 	store.Leases
 }
 
+// Blobs is what the collector needs from the blob store; blob.Disk
+// implements it.
+type Blobs interface {
+	Keys(ctx context.Context, fn func(key string) error) error
+	LastUsed(ctx context.Context, key string) (time.Time, error)
+	DeleteIdle(ctx context.Context, key string, cutoff time.Time) (bool, error)
+	Sweep(ctx context.Context, olderThan time.Duration) (int, error)
+}
+
+var _ Blobs = (*blob.Disk)(nil)
+
 // Config configures a Collector. Store, Blobs and Clock are required.
 type Config struct {
 	Store Store
-	Blobs *blob.Disk
+	Blobs Blobs
 	Clock clock.Clock
 	// Logger receives the collector's log; nil discards it.
 	Logger *slog.Logger
