@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/updraft/updraft/internal/blobgc"
 	"github.com/updraft/updraft/internal/ddi"
 	"github.com/updraft/updraft/internal/deviceapi"
 	"github.com/updraft/updraft/internal/identity"
@@ -29,8 +30,9 @@ type apis struct {
 	signing    *signing.Service
 	device     *deviceapi.API
 	mgmt       *mgmtapi.API
-	ddi        *ddi.API        // hawkBit DDI under /{tenant}/controller/v1/
-	engine     *rollout.Engine // campaigns; leads only while it holds the rollout lease
+	ddi        *ddi.API          // hawkBit DDI under /{tenant}/controller/v1/
+	engine     *rollout.Engine   // campaigns; leads only while it holds the rollout lease
+	blobGC     *blobgc.Collector // unreferenced blobs; nil if the store cannot collect
 	deviceMux  *http.ServeMux
 	mgmtMux    *http.ServeMux
 	ddiMux     *http.ServeMux
@@ -119,6 +121,14 @@ func newAPIs(ctx context.Context, s *Server) (*apis, error) {
 	if a.engine, err = newEngine(s, dev.Hub()); err != nil {
 		return nil, err
 	}
+	if gcBlobs, ok := s.blobs.(blobgc.Blobs); ok {
+		if a.blobGC, err = blobgc.New(blobgc.Config{
+			Store: s.store, Blobs: gcBlobs, Clock: s.cfg.Clock,
+			Logger: s.log.With("component", "blobgc"), Metrics: s.reg,
+		}); err != nil {
+			return nil, err
+		}
+	}
 	a.deviceMux, _ = dev.Handler().(*http.ServeMux)
 	a.mgmtMux, _ = mgmt.Handler().(*http.ServeMux)
 	a.ddiMux, _ = hawkbit.Handler().(*http.ServeMux)
@@ -159,12 +169,21 @@ func (a *apis) start(ctx context.Context) error {
 	if err := a.mgmt.Start(ctx); err != nil {
 		return err
 	}
-	return a.engine.Start(ctx)
+	if err := a.engine.Start(ctx); err != nil {
+		return err
+	}
+	if a.blobGC != nil {
+		return a.blobGC.Start(ctx)
+	}
+	return nil
 }
 
 // stop ends the background work; the device API commits queued reports and
 // flushes last-seen times, the management API writes token uses.
 func (a *apis) stop() {
+	if a.blobGC != nil {
+		a.blobGC.Stop()
+	}
 	a.engine.Stop()
 	a.mgmt.Stop()
 	a.device.Stop()

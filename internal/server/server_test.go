@@ -217,6 +217,7 @@ func TestHealthReadinessAndMetrics(t *testing.T) {
 		`updraft_http_requests_total{code="200",method="GET",route="GET /api/v1/devices"}`,
 		`updraft_http_requests_total{code="404",method="GET",route="GET /api/v1/devices/{id}"}`,
 		`updraft_http_request_duration_seconds_bucket{method="GET",route="GET /api/v1/devices"`,
+		"updraft_blob_gc_collected_total 0", // the blob collector runs
 	} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %s", want)
