@@ -9,7 +9,9 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"net/http"
+	"net/url"
 	"runtime"
 	"sort"
 	"sync"
@@ -39,8 +41,14 @@ type Config struct {
 	// Workers bounds the devices stepped at once [16 × GOMAXPROCS].
 	Workers int
 	// Transport carries the devices' requests (the link's latency and drops
-	// are added on top); nil: one shared keep-alive transport.
+	// are added on top); nil: shared keep-alive transports, one per source
+	// address (see SourceAddrs).
 	Transport http.RoundTripper
+	// SourceAddrs is how many loopback source addresses (127.0.1.x) the
+	// devices are spread over when the server is on loopback, so that the
+	// server's per-address enrollment limit sees many devices rather than
+	// one [250 for a loopback server, else 1: the real address].
+	SourceAddrs int
 	// Preauthorize, when set, registers each device's public key with the
 	// server before the device first enrolls, so it is accepted at once.
 	Preauthorize func(ctx context.Context, pub ed25519.PublicKey, serial string) error
@@ -88,15 +96,11 @@ func New(cfg Config) (*Fleet, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	if cfg.Transport == nil {
-		t := http.DefaultTransport.(*http.Transport).Clone()
-		t.MaxIdleConns = cfg.Workers * 2
-		t.MaxIdleConnsPerHost = cfg.Workers * 2
-		cfg.Transport = t
-	}
 	f := &Fleet{cfg: cfg, log: cfg.Logger}
-	f.link = newLinkTransport(cfg.Transport, cfg.Profile.Link, cfg.Seed)
-	hc := &http.Client{Transport: f.link}
+	clients, err := f.clients()
+	if err != nil {
+		return nil, err
+	}
 	agentLog := slog.New(cfg.Logger.Handler().WithAttrs(nil))
 	if !cfg.Logger.Enabled(context.Background(), slog.LevelDebug) {
 		agentLog = slog.New(slog.DiscardHandler)
@@ -116,7 +120,7 @@ func New(cfg Config) (*Fleet, error) {
 			seed[j] = byte(rnd.Uint32())
 		}
 		d, err := newDevice(id, ed25519.NewKeyFromSeed(seed[:]), p, rnd.Uint64(), deviceOptions{
-			clock: cfg.Clock, http: hc, serverURL: cfg.ServerURL, newVerifier: cfg.NewVerifier,
+			clock: cfg.Clock, http: clients[i%len(clients)], serverURL: cfg.ServerURL, newVerifier: cfg.NewVerifier,
 			logger: agentLog.With("serial", id.Serial),
 		})
 		if err != nil {
@@ -125,6 +129,50 @@ func New(cfg Config) (*Fleet, error) {
 		f.devices = append(f.devices, d)
 	}
 	return f, nil
+}
+
+// clients builds the devices' HTTP clients: all share the link (latency,
+// drops) and keep-alive connections; on a loopback server each client
+// dials from its own 127.0.1.x address.
+func (f *Fleet) clients() ([]*http.Client, error) {
+	u, err := url.Parse(f.cfg.ServerURL)
+	if err != nil {
+		return nil, fmt.Errorf("sim: server URL: %w", err)
+	}
+	var base http.RoundTripper = f.cfg.Transport
+	n := f.cfg.SourceAddrs
+	ip := net.ParseIP(u.Hostname())
+	if u.Hostname() == "localhost" {
+		ip = net.IPv4(127, 0, 0, 1)
+	}
+	loopback := ip != nil && ip.IsLoopback() && ip.To4() != nil
+	if n <= 0 {
+		n = 1
+		if loopback && base == nil {
+			n = 250
+		}
+	}
+	if base != nil || !loopback {
+		n = 1
+	}
+	f.link = newLinkTransport(f.cfg.Profile.Link, f.cfg.Seed)
+	var out []*http.Client
+	for i := range n {
+		rt := base
+		if rt == nil {
+			t := http.DefaultTransport.(*http.Transport).Clone()
+			t.MaxIdleConns = f.cfg.Workers * 2
+			t.MaxIdleConnsPerHost = f.cfg.Workers * 2
+			if loopback && n > 1 {
+				d := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second,
+					LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 1, byte(1+i))}}
+				t.DialContext = d.DialContext
+			}
+			rt = t
+		}
+		out = append(out, &http.Client{Transport: f.link.via(rt)})
+	}
+	return out, nil
 }
 
 func pick[T any](r *rand.Rand, xs []T, weight func(T) float64) T {
@@ -193,6 +241,9 @@ func (f *Fleet) StepDue(ctx context.Context) time.Time {
 			defer func() { <-sem; wg.Done() }()
 			wait := f.devices[i].step(ctx)
 			next[k] = f.cfg.Clock.Now().Add(max(wait, time.Second))
+			f.mu.Lock()
+			f.refreshLocked(i)
+			f.mu.Unlock()
 		}()
 	}
 	wg.Wait()
@@ -201,9 +252,6 @@ func (f *Fleet) StepDue(ctx context.Context) time.Time {
 	defer f.mu.Unlock()
 	for k, i := range due {
 		heap.Push(&f.queue, wake{at: next[k], dev: i})
-	}
-	if len(due) > 0 {
-		f.refreshLocked(due)
 	}
 	return f.queue[0].at
 }
@@ -221,16 +269,14 @@ func (f *Fleet) Run(ctx context.Context) error {
 	return nil
 }
 
-// refreshLocked updates the status snapshot of the devices just stepped.
-func (f *Fleet) refreshLocked(stepped []int) {
+// refreshLocked updates the status snapshot of device i, just stepped.
+func (f *Fleet) refreshLocked(i int) {
 	if f.snap == nil {
 		f.snap = make([]agent.Status, len(f.devices))
 		f.dstats = make([]deviceStats, len(f.devices))
 	}
-	for _, i := range stepped {
-		f.snap[i] = f.devices[i].a.Status()
-		f.dstats[i] = f.devices[i].stats
-	}
+	f.snap[i] = f.devices[i].a.Status()
+	f.dstats[i] = f.devices[i].stats
 }
 
 // Stats summarises the fleet.
@@ -317,7 +363,12 @@ func (s Stats) Summary(w io.Writer) {
 	for _, v := range vs {
 		fmt.Fprintf(w, " %s:%d", v, s.Versions[v])
 	}
-	busy := s.Devices - s.Phases[agent.PhaseIdle]
+	busy := 0
+	for p, n := range s.Phases {
+		if p != agent.PhaseIdle {
+			busy += n
+		}
+	}
 	fmt.Fprintf(w, " | updating %d | cuts %d watchdog %d drops %d\n", busy, s.PowerCuts, s.WatchdogResets, s.DroppedConnections)
 }
 

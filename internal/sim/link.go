@@ -15,10 +15,9 @@ import (
 // errDropped is what a simulated dropped connection looks like to the agent.
 var errDropped = errors.New("sim: connection dropped")
 
-// linkTransport wraps a real transport with latency and dropped
-// connections. Latency is real time: it is network time, not device time.
+// linkTransport adds latency and dropped connections to real transports.
+// Latency is real time: it is network time, not device time.
 type linkTransport struct {
-	base    http.RoundTripper
 	link    Link
 	latency clock.Clock
 
@@ -28,8 +27,8 @@ type linkTransport struct {
 	dropped atomic.Int64
 }
 
-func newLinkTransport(base http.RoundTripper, link Link, seed uint64) *linkTransport {
-	return &linkTransport{base: base, link: link, latency: clock.Real{}, rnd: rand.New(rand.NewPCG(seed, 0x11c))}
+func newLinkTransport(link Link, seed uint64) *linkTransport {
+	return &linkTransport{link: link, latency: clock.Real{}, rnd: rand.New(rand.NewPCG(seed, 0x11c))}
 }
 
 func (l *linkTransport) draw() float64 {
@@ -38,8 +37,17 @@ func (l *linkTransport) draw() float64 {
 	return l.rnd.Float64()
 }
 
-// RoundTrip implements http.RoundTripper.
-func (l *linkTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+// via returns a round tripper that goes through the link over base.
+func (l *linkTransport) via(base http.RoundTripper) http.RoundTripper {
+	return roundTripFunc(func(req *http.Request) (*http.Response, error) { return l.roundTrip(base, req) })
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// roundTrip adds latency and drops to base.
+func (l *linkTransport) roundTrip(base http.RoundTripper, req *http.Request) (*http.Response, error) {
 	if d := time.Duration(l.link.Latency); d > 0 {
 		if !clock.Sleep(l.latency, d, req.Context().Done()) {
 			return nil, req.Context().Err()
@@ -53,7 +61,7 @@ func (l *linkTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		return nil, errDropped
 	}
-	resp, err := l.base.RoundTrip(req)
+	resp, err := base.RoundTrip(req)
 	if err != nil || !drop {
 		return resp, err
 	}
