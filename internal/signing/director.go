@@ -2,12 +2,15 @@ package signing
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
 	"time"
 
+	"github.com/updraft/updraft/internal/campaign"
 	"github.com/updraft/updraft/internal/store"
 	"github.com/updraft/updraft/internal/tufmeta"
 	"github.com/updraft/updraft/internal/tufrepo"
@@ -25,9 +28,10 @@ import (
 // signed target at the artifact's path, a signed target that does not
 // match the artifact's bytes or the device's hardware, no director key —
 // it returns nil: the device gets the assignment without a signed
-// document, which a verifying device refuses. Campaigns do not exist yet:
-// the document names the assignment's campaign id, no maintenance windows,
-// no gate overrides, and is not forced.
+// document, which a verifying device refuses. For a campaign's assignment
+// the document carries the campaign's windows, gate overrides and forced
+// flag (campaign.AssignmentTerms); when they change (a critical release's
+// deadline passes) the document is signed again.
 func (s *Service) SignAssignment(ctx context.Context, d store.Device, a store.Assignment, r store.Release, art store.Artifact) (json.RawMessage, error) {
 	if d.TenantID != s.tenant {
 		return nil, nil
@@ -65,17 +69,61 @@ func (s *Service) SignAssignment(ctx context.Context, d store.Device, a store.As
 		s.unsigned(ctx, d, a, "no director key listed in the latest root is held by this server")
 		return nil, nil
 	}
-	subject := path + " " + keyIDsOf(signers)
+	terms, err := s.terms(ctx, a, r, now)
+	if err != nil {
+		var bad *badCampaign
+		if errors.As(err, &bad) {
+			s.unsigned(ctx, d, a, err.Error())
+			return nil, nil
+		}
+		return nil, err
+	}
+	subject := path + " " + keyIDsOf(signers) + " " + digest(terms)
 	doc, err := s.directorDoc(ctx, d.ID, store.DirectorAssignment, a.ID, subject, now, func(counter int64, exp time.Time) ([]byte, error) {
 		return tufrepo.SignAssignment(tufrepo.Assignment{
 			DeviceID: d.ID, AssignmentID: a.ID, CampaignID: a.CampaignID, Target: t,
-			Counter: counter, Expires: exp,
+			Counter: counter, Expires: exp, Windows: terms.Windows, Gates: terms.Gates, Forced: terms.Forced,
 		}, signers...)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("director document for assignment %s: %w", a.ID, err)
 	}
 	return doc, nil
+}
+
+// terms are the campaign's instructions the document carries: its
+// maintenance windows, gate overrides and, for a critical release past the
+// deadline, forced. An assignment outside a campaign has none.
+func (s *Service) terms(ctx context.Context, a store.Assignment, r store.Release, now time.Time) (campaign.Terms, error) {
+	if a.CampaignID == "" {
+		return campaign.Terms{}, nil
+	}
+	c, err := s.store.Campaign(ctx, s.tenant, a.CampaignID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return campaign.Terms{}, nil
+	case err != nil:
+		return campaign.Terms{}, fmt.Errorf("read campaign %s: %w", a.CampaignID, err)
+	}
+	t, err := campaign.AssignmentTerms(c, r, now)
+	if err != nil {
+		return campaign.Terms{}, &badCampaign{err}
+	}
+	return t, nil
+}
+
+// badCampaign is a campaign whose terms cannot be read: signing without
+// them would drop its windows and gates, so nothing is signed.
+type badCampaign struct{ err error }
+
+func (e *badCampaign) Error() string { return "campaign terms: " + e.err.Error() }
+
+// digest names terms in a stored document's subject, so a change of
+// windows, gates or forcing re-signs the document.
+func digest(t campaign.Terms) string {
+	b, _ := json.Marshal(t)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:8])
 }
 
 func (s *Service) unsigned(ctx context.Context, d store.Device, a store.Assignment, why string) {

@@ -394,7 +394,9 @@ func trustedTargets(repo *tufrepo.Repository) (map[string]tufrepo.Target, error)
 	return out, nil
 }
 
-// loadFinalized caches the finalized releases by version.
+// loadFinalized caches the finalized releases by version: those an
+// operator finalized (store.FinalizeRelease) and the releases of rollout
+// campaigns that were finalized (campaign.Finalize).
 func (s *Service) loadFinalized(ctx context.Context) error {
 	list, err := s.store.FinalizedReleases(ctx, s.tenant)
 	if err != nil {
@@ -403,6 +405,21 @@ func (s *Service) loadFinalized(ctx context.Context) error {
 	m := make(map[string]store.FinalizedRelease, len(list))
 	for _, f := range list {
 		m[f.Version] = f
+	}
+	for p := (store.Page{Limit: store.MaxPageLimit}); ; {
+		cs, next, err := s.store.ListCampaigns(ctx, s.tenant, store.CampaignQuery{Page: p})
+		if err != nil {
+			return fmt.Errorf("signing: finalized campaigns: %w", err)
+		}
+		for _, c := range cs {
+			if _, ok := m[c.Version]; !ok && c.FinalizedAt != nil && c.Kind == store.CampaignKindRollout {
+				m[c.Version] = store.FinalizedRelease{TenantID: s.tenant, ReleaseID: c.ReleaseID, Version: c.Version, FinalizedAt: *c.FinalizedAt}
+			}
+		}
+		if next == "" {
+			break
+		}
+		p.After = next
 	}
 	s.mu.Lock()
 	s.finalized, s.finalAt = m, s.clock.Now()

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
+	"github.com/updraft/updraft/internal/campaign"
 	"github.com/updraft/updraft/internal/signing"
 	"github.com/updraft/updraft/internal/store"
 	"github.com/updraft/updraft/internal/tufmeta"
@@ -563,5 +564,68 @@ func TestTwoReplicasNeverPublishConflictingVersions(t *testing.T) {
 	}
 	if v := describe(t, r.file(r.svc, "timestamp.json")).Version; v != cur+1 {
 		t.Fatalf("timestamp %d after one more round, want %d", v, cur+1)
+	}
+}
+
+// TestCampaignTermsAndFinalize: a campaign's assignment carries its
+// windows and gate overrides, is signed again (forced) once a critical
+// release's deadline passes, and finalizing the campaign finalizes its
+// release for every device that runs it.
+func TestCampaignTermsAndFinalize(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, "sqlite", signing.Options{})
+	r.init()
+	rel, _ := r.release("3.0.0", 9)
+	if _, err := r.sign(r.svc, rel); err != nil {
+		t.Fatal(err)
+	}
+	deadline := r.clock.Now().Add(48 * time.Hour)
+	spec := campaign.Spec{Name: "spring", Release: "3.0.0", Gates: tufmeta.GateOverrides{MinBattery: 40, AllowMetered: true},
+		Schedule: campaign.Schedule{Deadline: &deadline, Windows: []tufmeta.Window{{Days: []time.Weekday{time.Saturday}, Start: "02:00", Duration: tufmeta.Duration(3 * time.Hour)}}}}
+	raw, err := json.Marshal(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := r.st.CreateCampaign(r.ctx, store.Campaign{TenantID: store.DefaultTenant, Name: "spring", Kind: store.CampaignKindRollout,
+		ReleaseID: rel.ID, Spec: raw, State: store.CampaignRunning}, admin, r.clock.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := r.device("A", "2.0.0")
+	asg, _, err := r.st.Assign(r.ctx, store.AssignParams{TenantID: store.DefaultTenant, DeviceID: d.ID, ReleaseID: rel.ID, CampaignID: c.ID, Now: r.clock.Now()}, admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, _ := r.svc.Metadata(r.ctx, "root.json")
+	doc, err := r.svc.SignAssignment(r.ctx, d, asg, rel, rel.Artifacts[0])
+	if err != nil || doc == nil {
+		t.Fatalf("campaign assignment: %s, %v", doc, err)
+	}
+	n, got := verifyDirector(t, root, doc)
+	if n != 1 || got.CampaignID != c.ID || got.Forced || got.Gates != spec.Gates || len(got.Windows) != 1 || got.Windows[0].Start != "02:00" {
+		t.Fatalf("document %d: %+v", n, got)
+	}
+	// Past the deadline the terms of a critical release change: forced.
+	r.clock.Advance(49 * time.Hour)
+	rel.Severity = store.SeverityCritical
+	forced, _ := r.svc.SignAssignment(r.ctx, d, asg, rel, rel.Artifacts[0])
+	if n, got := verifyDirector(t, root, forced); n != 2 || !got.Forced {
+		t.Fatalf("after the deadline: counter %d, %+v", n, got)
+	}
+	// Finalizing the campaign finalizes its release.
+	running := r.device("A", "3.0.0")
+	if doc, _ := r.svc.FinalizeFor(r.ctx, running, nil); doc != nil {
+		t.Fatal("finalize before the campaign was finalized")
+	}
+	if _, err := campaign.Finalize(r.ctx, r.st, store.DefaultTenant, c.ID, admin, r.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	r.clock.Advance(time.Minute) // past the cache's publish interval
+	doc, err = r.svc.FinalizeFor(r.ctx, running, nil)
+	if err != nil || doc == nil {
+		t.Fatalf("finalize after the campaign was finalized: %s, %v", doc, err)
+	}
+	if !bytes.Contains(doc, []byte(`"security_version":9`)) {
+		t.Fatalf("finalize document %s", doc)
 	}
 }
