@@ -31,6 +31,9 @@ type Runtime struct {
 	SoakStartedAt *time.Time `json:"soak_started_at,omitempty"`
 	// HaltedStrata stop getting devices; their updated devices are rolled back.
 	HaltedStrata []string `json:"halted_strata,omitempty"`
+	// HaltedMetrics are the metrics whose tests halted strata; the other
+	// strata advance only while their own evidence on them is clean.
+	HaltedMetrics []string `json:"halted_metrics,omitempty"`
 	// Tokens is the rate limiter's bucket at TokensAt.
 	Tokens   float64   `json:"tokens"`
 	TokensAt time.Time `json:"tokens_at"`

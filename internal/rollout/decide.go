@@ -242,6 +242,7 @@ func (r *run) evaluate(ctx context.Context) error {
 		return err
 	}
 	d := health.Evaluate(r.pol, ev)
+	r.watchSpread(&d)
 	action := ""
 	switch d.Verdict {
 	case health.Halt:
@@ -339,8 +340,20 @@ func (r *run) halt(ctx context.Context, d health.Decision) string {
 			}
 		}
 	}
+	rejected := map[string]bool{} // metrics that rejected
+	for _, t := range d.Tests {
+		if t.Outcome == health.Rejected && t.Method != health.MethodGuardrail {
+			rejected[t.Metric] = true
+		}
+	}
+	spread := ""
 	if len(bad) > 0 {
-		whole = false // the all-strata test is explained by the strata that rejected
+		// The all-strata test may be explained by the strata that
+		// rejected; the halt stays confined to them unless the other
+		// strata, judged without them, show the same regression.
+		whole = false
+		spread = r.spreads(ctx, bad, rejected)
+		whole = spread != ""
 	}
 	live := 0
 	for _, k := range r.plan.StratumKeys() {
@@ -351,6 +364,9 @@ func (r *run) halt(ctx context.Context, d health.Decision) string {
 	if whole || live == 0 || len(bad) == 0 {
 		r.rt.HaltedStrata = []string{"*"}
 		r.state, r.reason = store.CampaignHalted, d.Summary
+		if spread != "" {
+			r.reason += " " + spread
+		}
 		r.event("campaign.halted", d.Summary, nil)
 		if r.spec.OnFailure.Action == campaign.FailRollback {
 			r.rt.RollbackPending = append(r.rt.RollbackPending, "*")
@@ -358,6 +374,12 @@ func (r *run) halt(ctx context.Context, d health.Decision) string {
 		}
 		return "halt the campaign"
 	}
+	for m := range rejected {
+		if !slices.Contains(r.rt.HaltedMetrics, m) {
+			r.rt.HaltedMetrics = append(r.rt.HaltedMetrics, m)
+		}
+	}
+	sort.Strings(r.rt.HaltedMetrics)
 	keys := make([]string, 0, len(bad))
 	for k := range bad {
 		keys = append(keys, k)
@@ -447,4 +469,65 @@ func (r *run) complete(ctx context.Context) error {
 	}
 	r.event("campaign.finished", "campaign "+r.c.Name+" completed "+r.reason, nil)
 	return nil
+}
+
+// SpreadE is the e-value at which the strata that did not reject, judged
+// on their own, count as showing the same regression as those that did:
+// then the whole campaign halts instead of the rejecting strata alone.
+// It is a screening threshold, not a test at the campaign's error budget:
+// it only widens a halt that a test at that budget already called.
+const SpreadE = 10
+
+// spreads judges the strata outside bad on their own and says how they
+// show the regression the rejected metrics found, or "" when they do not.
+func (r *run) spreads(ctx context.Context, bad, metrics map[string]bool) string {
+	saved := r.rt.HaltedStrata
+	for k := range bad {
+		r.rt.HaltedStrata = append(slices.Clone(r.rt.HaltedStrata), k)
+	}
+	ev, err := r.evidence(ctx, r.tallies)
+	r.rt.HaltedStrata = saved
+	if err != nil {
+		return ""
+	}
+	d := health.Evaluate(r.pol, ev)
+	for _, t := range d.Tests {
+		if t.Method == health.MethodGuardrail || t.Method == health.MethodSoak || bad[t.Stratum] {
+			continue
+		}
+		if t.Outcome == health.Rejected || metrics[t.Metric] && t.EValue >= SpreadE {
+			return fmt.Sprintf("The other strata show the same %s regression on their own (%s, E = %.0f), so the whole campaign halts.", t.Metric, t.Label, t.EValue)
+		}
+	}
+	return ""
+}
+
+// watchSpread checks, after strata were halted, whether the others show
+// the regression that halted them: with E ≥ SpreadE on a halting metric the
+// whole campaign halts; with E > 1 (the evidence leans that way) no new
+// wave opens until it resolves.
+func (r *run) watchSpread(d *health.Decision) {
+	if len(r.rt.HaltedMetrics) == 0 || d.Verdict == health.Halt {
+		return
+	}
+	var worst *health.TestResult
+	for i, t := range d.Tests {
+		if !slices.Contains(r.rt.HaltedMetrics, t.Metric) || r.halted(t.Stratum) && t.Stratum != "" {
+			continue
+		}
+		if worst == nil || t.EValue > worst.EValue {
+			worst = &d.Tests[i]
+		}
+	}
+	switch {
+	case worst == nil || worst.EValue <= 1:
+	case worst.EValue >= SpreadE:
+		d.Verdict = health.Halt
+		d.Summary = fmt.Sprintf("Halt: the strata still running show the %s regression that halted the others (%s, E = %.0f ≥ %d). %s",
+			worst.Metric, worst.Label, worst.EValue, SpreadE, worst.Explanation)
+	case d.Verdict == health.Advance:
+		d.Verdict = health.Hold
+		d.Summary = fmt.Sprintf("Hold: the %s evidence of the strata still running leans the way that halted the others (%s, E = %.1f > 1); no new wave until it resolves. %s",
+			worst.Metric, worst.Label, worst.EValue, d.Summary)
+	}
 }
