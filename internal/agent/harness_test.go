@@ -66,6 +66,8 @@ type serverOptions struct {
 	// /api/device/v1/tuf/ to bearers of a valid device token, standing in
 	// for the device API's metadata route.
 	metadata verifier.Fetcher
+	// finalizer adds finalize documents to check-ins.
+	finalizer deviceapi.FinalizeSigner
 }
 
 func newServer(t testing.TB, o serverOptions) *server {
@@ -111,7 +113,7 @@ func newServer(t testing.TB, o serverOptions) *server {
 	}
 	s.api, err = deviceapi.New(deviceapi.Config{
 		Store: s.store, Blobs: s.blobs, Tokens: issuer, URLs: urls, Clock: clk,
-		PublicURL: "http://" + ln.Addr().String(), Hub: s.hub, Director: o.director, Limits: limits,
+		PublicURL: "http://" + ln.Addr().String(), Hub: s.hub, Director: o.director, Finalizer: o.finalizer, Limits: limits,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/updraft/updraft/internal/deviceapi/wire"
+	"github.com/updraft/updraft/internal/verifier"
 )
 
 // flushOutbox sends queued reports, oldest first, and drops each one the
@@ -110,6 +111,13 @@ func (a *Agent) checkIn(ctx context.Context, wait time.Duration) {
 	if a.st.Job != nil {
 		req.AssignmentID = a.st.Job.AssignmentID
 	}
+	if v, err := a.openVerifier(ctx); err != nil {
+		a.log.Warn("cannot open the verifier", "err", err)
+	} else if v != nil {
+		// The server sends a finalize only while the floor is below it.
+		floor := v.Floor()
+		req.SecurityFloor = &floor
+	}
 	path := wire.PathCheckIn
 	if wait > 0 {
 		path += "?wait=" + wait.String()
@@ -126,6 +134,9 @@ func (a *Agent) checkIn(ctx context.Context, wait time.Duration) {
 	}
 	a.reachable()
 	a.checkedIn = true
+	if len(resp.Finalize) > 0 {
+		a.finalize(ctx, resp.Finalize)
+	}
 	a.longPoll = resp.LongPoll
 	a.offered = resp.Assignment
 	a.cancel = resp.Cancel
@@ -146,5 +157,24 @@ func (a *Agent) checkIn(ctx context.Context, wait time.Duration) {
 		if err := a.save(); err != nil {
 			a.log.Error("cannot save the download URL", "err", err)
 		}
+	}
+}
+
+// finalize hands a director-signed finalize document to the verifier, which
+// raises the security floor only if the document is genuine, is for this
+// device and names the version it runs. The floor never rises at commit:
+// until the server finalizes, a release can still be rolled back.
+func (a *Agent) finalize(ctx context.Context, doc []byte) {
+	if a.verifier == nil {
+		a.log.Warn("ignoring a finalize document: this agent does not verify signed updates")
+		return
+	}
+	before := a.verifier.Floor()
+	if err := a.verifier.Finalize(ctx, doc, a.runningVersion()); err != nil {
+		a.log.Warn("finalize refused", "reason", string(verifier.ReasonOf(err)), "err", err)
+		return
+	}
+	if after := a.verifier.Floor(); after != before {
+		a.log.Info("security floor raised", "from", before, "to", after, "version", a.runningVersion())
 	}
 }

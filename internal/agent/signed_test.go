@@ -59,6 +59,29 @@ type signedEnv struct {
 	srv  *server
 	repo *tufrepotest.Repo
 	dir  *director
+	fin  *finalizer
+}
+
+// finalizer stands in for the server's finalize signer: once an operator
+// finalizes (version set), devices running that version whose floor is
+// below its security version get a director-signed finalize document.
+type finalizer struct {
+	repo            *tufrepotest.Repo
+	mu              sync.Mutex
+	version         string
+	securityVersion int64
+	sent            int
+}
+
+func (f *finalizer) FinalizeFor(_ context.Context, d store.Device, floor *int64) (json.RawMessage, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.version == "" || d.Version != f.version || (floor != nil && *floor >= f.securityVersion) {
+		return nil, nil
+	}
+	f.sent++
+	return tufrepo.SignFinalize(tufrepo.Finalize{DeviceID: d.ID, Version: f.version, SecurityVersion: f.securityVersion,
+		Counter: f.repo.NextCounter(d.ID), Expires: f.repo.Clock.Now().Add(7 * 24 * time.Hour)}, f.repo.Director)
 }
 
 func newSignedEnv(t *testing.T) *signedEnv {
@@ -67,9 +90,11 @@ func newSignedEnv(t *testing.T) *signedEnv {
 	// The repository and the device API share the fake clock.
 	e.dir = &director{targets: map[string]tufrepo.Target{}, docs: map[string][]byte{}}
 	meta := &lateFetcher{}
-	e.srv = newServer(t, serverOptions{director: e.dir, metadata: meta})
+	e.fin = &finalizer{}
+	e.srv = newServer(t, serverOptions{director: e.dir, metadata: meta, finalizer: e.fin})
 	e.repo = tufrepotest.New(t, tufrepotest.Options{Clock: e.srv.clock, Lines: []string{"gw-200", "gw-300"}})
 	e.dir.repo = e.repo
+	e.fin.repo = e.repo
 	meta.f = e.repo.Server
 	return e
 }
@@ -95,16 +120,95 @@ func (l *lateFetcher) Get(ctx context.Context, name string, n int64) ([]byte, er
 // its id; it fetches metadata through the agent's own fetcher, over HTTP
 // with the device token.
 func (e *signedEnv) device(t *testing.T, serial string, seed uint64) *device {
+	d, _ := e.deviceWithVerifier(t, serial, seed)
+	return d
+}
+
+// deviceWithVerifier is device, also returning the latest verifier the
+// agent opened (it opens a new one after every restart).
+func (e *signedEnv) deviceWithVerifier(t *testing.T, serial string, seed uint64) (*device, func() verifier.Verifier) {
 	var d *device
+	var mu sync.Mutex
+	var latest verifier.Verifier
 	d = newDevice(t, e.srv, deviceOptions{serial: serial, seed: seed, configure: func(c *agent.Config) {
 		c.NewVerifier = func(_ context.Context, deviceID string, fetch verifier.Fetcher) (verifier.Verifier, error) {
-			return verifier.New(verifier.Config{
+			v, err := verifier.New(verifier.Config{
 				FS: d.fs, Dir: "var/lib/updraft/tuf", Clock: e.srv.clock, Fetcher: fetch,
 				DeviceID: deviceID, DeviceType: "gw-200", HWRev: "B", TrustedRoot: e.repo.TrustedRoot(),
 			})
+			if err == nil {
+				mu.Lock()
+				latest = v
+				mu.Unlock()
+			}
+			return v, err
 		}
 	}})
-	return d
+	return d, func() verifier.Verifier {
+		mu.Lock()
+		defer mu.Unlock()
+		return latest
+	}
+}
+
+// checkIns lets the agent run n rounds of due work, advancing the fake
+// clock to each next wake-up (every round includes a check-in when one is due).
+func checkIns(d *device, n int) {
+	d.t.Helper()
+	for range n {
+		wait, err := d.step(context.Background())
+		if err != nil {
+			d.t.Fatalf("step: %v\nlog:\n%s", err, d.logTail())
+		}
+		d.srv.clock.Advance(max(wait, time.Second))
+	}
+}
+
+// TestFinalizeRaisesFloorOnlyWhenFinalized: committing a release with a
+// higher security version does not raise the floor (so the fleet can still
+// be rolled back); the server's signed finalize, delivered at check-in,
+// does, after which an older build is refused as below the floor.
+func TestFinalizeRaisesFloorOnlyWhenFinalized(t *testing.T) {
+	t.Parallel()
+	e := newSignedEnv(t)
+	d, ver := e.deviceWithVerifier(t, "SN-FLOOR", 503)
+	old := e.release("1.5.0", 1, "B")
+	rel := e.release("2.0.0", 2, "B")
+	asg := e.srv.assign(d.deviceID(), rel)
+	d.finished(asg.ID)
+	if got := e.srv.assignment(asg.ID); got.State != store.AssignSucceeded {
+		t.Fatalf("install of 2.0.0: %s\n%s", got.State, d.logTail())
+	}
+	checkIns(d, 5)
+	if f := ver().Floor(); f != 0 {
+		t.Fatalf("floor %d after commit without finalize, want 0", f)
+	}
+	e.fin.mu.Lock()
+	e.fin.version, e.fin.securityVersion = "2.0.0", 2
+	e.fin.mu.Unlock()
+	d.until("the floor rises to 2", 100, func() bool { return ver().Floor() == 2 })
+	// Once the agent reports the raised floor, the server stops sending it.
+	e.fin.mu.Lock()
+	sent := e.fin.sent
+	e.fin.mu.Unlock()
+	checkIns(d, 5)
+	e.fin.mu.Lock()
+	again := e.fin.sent
+	e.fin.mu.Unlock()
+	if again != sent {
+		t.Fatalf("finalize sent %d more times after the floor rose", again-sent)
+	}
+	back := e.srv.assign(d.deviceID(), old)
+	d.until("the rollback below the floor is refused", 200, func() bool {
+		st := e.srv.assignment(back.ID)
+		return st.State == store.AssignFailed
+	})
+	if got := e.srv.assignment(back.ID); !strings.Contains(got.ErrorCode+got.Reason, "below-floor") {
+		t.Fatalf("rollback below the floor: %s %q %q, want a below-floor refusal", got.State, got.ErrorCode, got.Reason)
+	}
+	if v := d.a.Status().Version; v != "2.0.0" {
+		t.Fatalf("device runs %s after the refused rollback, want 2.0.0", v)
+	}
 }
 
 // TestSignedUpdate installs a release whose director document and

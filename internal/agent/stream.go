@@ -16,17 +16,27 @@ import (
 // unsigned mode the verifier package's stream still checks the length and
 // SHA-256 the check-in named.
 func (a *Agent) newStream(t *verifier.Target, state []byte) (verifier.Stream, error) {
-	if a.verifier == nil && a.cfg.NewVerifier != nil {
-		v, err := a.cfg.NewVerifier(context.Background(), a.st.DeviceID, metadataFetcher{a})
+	v, err := a.openVerifier(context.Background())
+	if err != nil {
+		return nil, err
+	}
+	if v != nil {
+		return v.NewStream(t, state)
+	}
+	return verifier.NewStream(t, state)
+}
+
+// openVerifier returns the verifier, opening it through cfg.NewVerifier the
+// first time (once the device knows its id); nil in unsigned mode.
+func (a *Agent) openVerifier(ctx context.Context) (verifier.Verifier, error) {
+	if a.verifier == nil && a.cfg.NewVerifier != nil && a.st.DeviceID != "" {
+		v, err := a.cfg.NewVerifier(ctx, a.st.DeviceID, metadataFetcher{a})
 		if err != nil {
 			return nil, err
 		}
 		a.verifier = v
 	}
-	if a.verifier != nil {
-		return a.verifier.NewStream(t, state)
-	}
-	return verifier.NewStream(t, state)
+	return a.verifier, nil
 }
 
 // metadataFetcher fetches TUF metadata for the verifier through the device

@@ -134,14 +134,11 @@ func (a *Agent) refuse(id string, je *jobError) error {
 
 // resolve turns the server's assignment into a verified target.
 func (a *Agent) resolve(ctx context.Context, off *wire.Assignment) (*verifier.Target, error) {
-	if a.verifier == nil && a.cfg.NewVerifier != nil {
-		v, err := a.cfg.NewVerifier(ctx, a.st.DeviceID, metadataFetcher{a})
-		if err != nil {
-			return nil, failure("verifier", "cannot open the verifier: %v", err)
-		}
-		a.verifier = v
+	v, err := a.openVerifier(ctx)
+	if err != nil {
+		return nil, failure("verifier", "cannot open the verifier: %v", err)
 	}
-	if a.verifier == nil {
+	if v == nil {
 		return unsignedTarget(off)
 	}
 	if len(off.Signed) == 0 {
