@@ -35,6 +35,7 @@ type serveOptions struct {
 	logLevel, logFormat                                        string
 	rawRetention, hourlyRetention                              string
 	ddiGatewayTokenFile, ddiAnonymous, ddiDeviceType, ddiHWRev string
+	signingKeyFile                                             string
 }
 
 func (o *serveOptions) settings() []serveSetting {
@@ -48,6 +49,7 @@ func (o *serveOptions) settings() []serveSetting {
 		{"max-artifact-size", "UPDRAFT_MAX_ARTIFACT_SIZE", "4GiB", "largest artifact upload (`size`, e.g. 512MiB, 4GiB)", &o.maxArtifact},
 		{"telemetry-raw-retention", "UPDRAFT_TELEMETRY_RAW_RETENTION", "168h", "how long raw telemetry points are kept (`duration`)", &o.rawRetention},
 		{"telemetry-hourly-retention", "UPDRAFT_TELEMETRY_HOURLY_RETENTION", "1440h", "how long hourly telemetry roll-ups are kept (`duration`, at least 1344h = 8 weeks)", &o.hourlyRetention},
+		{"signing-key-file", "UPDRAFT_SIGNING_KEY_FILE", "", "`file` with the key that seals the online TUF keys in the database (default: data-dir/signing-kek, created 0600 at first start; keep it off the database host in production)", &o.signingKeyFile},
 		{"ddi-gateway-token-file", "UPDRAFT_DDI_GATEWAY_TOKEN_FILE", "", "`file` holding the hawkBit DDI gateway token, which acts as any device (default: gateway tokens refused)", &o.ddiGatewayTokenFile},
 		{"ddi-anonymous", "UPDRAFT_DDI_ANONYMOUS", "false", "accept hawkBit DDI requests without credentials (Zephyr's default build): `true` or false", &o.ddiAnonymous},
 		{"ddi-device-type", "UPDRAFT_DDI_DEVICE_TYPE", "ddi", "device `type` recorded for auto-registered DDI controllers", &o.ddiDeviceType},
@@ -236,7 +238,7 @@ directory. SIGINT or SIGTERM shut the server down gracefully.`,
 				TLSCert: o.tlsCert, TLSKey: o.tlsKey, PublicURL: o.publicURL,
 				MaxArtifactSize: maxSize, Clock: e.Clock, Logger: log, Out: e.Stdout,
 				TelemetryRawRetention: rawRet, TelemetryHourlyRetention: hourlyRet,
-				DDI: ddiCfg,
+				DDI: ddiCfg, SigningKeyFile: o.signingKeyFile,
 			})
 			if err != nil {
 				return err
