@@ -73,9 +73,16 @@ func (s *Store) CheckLease(ctx context.Context, l store.Lease, now time.Time) er
 // checkLease is the fencing check every leader write runs inside its own
 // transaction, so the check and the write commit together.
 func (t *txn) checkLease(ctx context.Context, l store.Lease, now time.Time) error {
+	q := `SELECT 1 FROM leases WHERE name = ? AND holder = ? AND epoch = ? AND expires_at > ?`
+	if t.s.d.Name() == "postgres" {
+		// Hold the row until this transaction ends, so a takeover (an
+		// UPDATE of the row) waits for a write that already passed the
+		// check instead of committing in between. SQLite's single writer
+		// gives the same order.
+		q += ` FOR SHARE`
+	}
 	var one int
-	err := t.queryRow(ctx, `SELECT 1 FROM leases WHERE name = ? AND holder = ? AND epoch = ? AND expires_at > ?`,
-		l.Name, l.Holder, l.Epoch, micros(now)).Scan(&one)
+	err := t.queryRow(ctx, q, l.Name, l.Holder, l.Epoch, micros(now)).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("lease %s (epoch %d, holder %s): %w", l.Name, l.Epoch, l.Holder, store.ErrLeaseLost)
 	}
