@@ -137,6 +137,9 @@ func (s *Service) tick(ctx context.Context) {
 	if !leader || ctx.Err() != nil {
 		return
 	}
+	if _, err := s.NotifyExpiries(ctx); err != nil {
+		s.log.WarnContext(ctx, "signing: expiry webhooks", "err", err)
+	}
 	n, err := s.store.PruneTUFFiles(ctx, s.tenant, s.clock.Now().Add(-s.opts.KeepSuperseded))
 	switch {
 	case err != nil:

@@ -118,6 +118,11 @@ type Service struct {
 	leader    bool
 	pubErr    string
 
+	// notified remembers when each expiring role version was last
+	// announced by webhook (NotifyExpiries).
+	notifyMu sync.Mutex
+	notified map[string]time.Time
+
 	runMu   sync.Mutex
 	started bool
 	cancel  context.CancelFunc

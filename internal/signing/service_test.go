@@ -460,6 +460,61 @@ func TestExpiryWarningsAndMetrics(t *testing.T) {
 	}
 }
 
+// TestExpiryWebhooks: roles that need an operator are announced to the
+// webhooks subscribed to signing.metadata_expiring, once a day per role
+// version, and nothing is sent while everything is fresh.
+func TestExpiryWebhooks(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, "sqlite", signing.Options{ExpiryWarning: 30 * 24 * time.Hour})
+	r.init()
+	hook, err := r.st.CreateWebhook(r.ctx, store.Webhook{TenantID: store.DefaultTenant, URL: "https://hooks.example.com/updraft",
+		Secret: "sixteen bytes!!!", Events: []string{signing.EventMetadataExpiring}}, store.System, r.clock.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	deliveries := func() []store.WebhookDelivery {
+		t.Helper()
+		d, _, err := r.st.ListWebhookDeliveries(r.ctx, store.DefaultTenant, hook.ID, store.Page{Limit: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	if n, err := r.svc.NotifyExpiries(r.ctx); err != nil || n != 0 || len(deliveries()) != 0 {
+		t.Fatalf("fresh repository: %d events, %v, %d deliveries; want none", n, err, len(deliveries()))
+	}
+	// 340 days on, with the publisher re-signing the online roles, root and
+	// targets come within the 30-day warning.
+	for range 10 {
+		r.clock.Advance(34 * 24 * time.Hour)
+		if _, err := r.svc.PublishNow(r.ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := r.svc.NotifyExpiries(r.ctx)
+	if err != nil || n < 2 {
+		t.Fatalf("near expiry: %d events, %v; want root and targets", n, err)
+	}
+	var roles []string
+	for _, d := range deliveries() {
+		if d.Event != signing.EventMetadataExpiring {
+			t.Fatalf("delivery of %q", d.Event)
+		}
+		roles = append(roles, string(d.Payload))
+	}
+	all := strings.Join(roles, "\n")
+	if !strings.Contains(all, `"role":"targets"`) || !strings.Contains(all, `"role":"root"`) || strings.Contains(all, `"role":"timestamp"`) {
+		t.Fatalf("expiry events: %s", all)
+	}
+	if n, _ := r.svc.NotifyExpiries(r.ctx); n != 0 {
+		t.Fatalf("announced again within a day: %d events", n)
+	}
+	r.clock.Advance(25 * time.Hour)
+	if n, _ := r.svc.NotifyExpiries(r.ctx); n < 2 {
+		t.Fatalf("not announced again after a day: %d events", n)
+	}
+}
+
 // TestTwoReplicasNeverPublishConflictingVersions races two replicas on one
 // PostgreSQL database: every round both try to publish (each due to
 // re-sign) while uploads land on either, and sometimes the leader pauses
