@@ -123,6 +123,20 @@ func Create(ctx context.Context, st Writer, tenant string, s Spec, by store.Acto
 			return store.Campaign{}, pv, err
 		}
 	}
+	if s.OverrideStaging && s.RequireStagedRelease && len(s.Plan.Staging) == 0 {
+		staged, err := StagedBy(ctx, st, tenant, pv.Release.ID)
+		if err != nil {
+			return store.Campaign{}, pv, err
+		}
+		if staged == "" {
+			if _, err := st.UpdateCampaign(ctx, tenant, c.ID, store.CampaignUpdate{
+				By: by, Now: now, Action: "campaign.override_staging",
+				Details: map[string]any{"release_id": pv.Release.ID, "version": pv.Release.Version},
+			}); err != nil {
+				return store.Campaign{}, pv, err
+			}
+		}
+	}
 	return c, pv, nil
 }
 

@@ -133,6 +133,7 @@ type Reader interface {
 	HardwareOf(ctx context.Context, tenant string, f *filter.Expr) (map[[2]string]int, error)
 	CountDevicesBy(ctx context.Context, tenant string, f *filter.Expr, field string) (map[string]int, error)
 	ReleaseOutcomes(ctx context.Context, tenant, releaseID string) (devices, failures int, err error)
+	ListCampaigns(ctx context.Context, tenant string, q store.CampaignQuery) ([]store.Campaign, string, error)
 }
 
 // FindRelease resolves a release reference: a semantic version, or else an id.
@@ -218,6 +219,14 @@ func Check(ctx context.Context, st Reader, tenant string, s Spec) (Preview, erro
 		a, b := pv.Hardware[i], pv.Hardware[j]
 		return a.DeviceType < b.DeviceType || a.DeviceType == b.DeviceType && a.HWRev < b.HWRev
 	})
+	if pv.Release.ID != "" {
+		if err := checkDDI(ctx, st, tenant, s, pv.Release, &pv); err != nil {
+			return pv, err
+		}
+		if err := checkStaged(ctx, st, tenant, s, pv.Release, &pv); err != nil {
+			return pv, err
+		}
+	}
 	pv.Plan, err = resolve(ctx, st, tenant, s, sel, pv.Targets, pv.Strata, &pv)
 	if err != nil {
 		return pv, err

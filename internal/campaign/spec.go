@@ -78,6 +78,14 @@ type Spec struct {
 	DeviceTimeout Duration `json:"device_timeout,omitempty"`
 	// AllowBad rolls out a release marked bad: an audited override.
 	AllowBad bool `json:"allow_bad,omitempty"`
+	// RequireStagedRelease is the release rule: a campaign with no
+	// staging waves of its own may roll the release out only if an
+	// earlier campaign of the same release passed all its staging waves.
+	// A campaign with staging waves stages the release itself.
+	RequireStagedRelease bool `json:"require_staged_release,omitempty"`
+	// OverrideStaging starts a campaign the release rule would refuse: an
+	// audited override.
+	OverrideStaging bool `json:"override_staging,omitempty"`
 	// Seed fixes the random draw of waves (simulations and tests replay a
 	// campaign with it); 0 draws a random seed.
 	Seed int64 `json:"seed,omitempty"`
