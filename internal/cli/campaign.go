@@ -240,6 +240,8 @@ what it would target, per stratum, and its plan.`,
 			fs.StringVar(&s.OnFailure.RollbackTo, "rollback-to", "", "`version` to roll back to (default: each device's previous one)")
 			fs.DurationVar(&timeout, "device-timeout", 0, "a device making no progress this `long` times out (default 24h)")
 			fs.BoolVar(&s.AllowBad, "allow-bad", false, "roll out a release marked bad (audited)")
+			fs.BoolVar(&s.RequireStagedRelease, "require-staged-release", false, "refuse unless the release passed the staging waves of an earlier campaign (or this one has its own)")
+			fs.BoolVar(&s.OverrideStaging, "override-staging", false, "start although the release rule would refuse (audited)")
 			fs.BoolVar(&preview, "preview", false, "only show what the campaign would do")
 			fs.BoolVar(&start, "start", false, "start the campaign once created")
 		},
