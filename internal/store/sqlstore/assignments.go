@@ -197,7 +197,7 @@ func (s *Store) ListAssignments(ctx context.Context, tenant, deviceID string, p 
 		args = append(args, deviceID)
 	}
 	if p.After != "" {
-		at, id, err := decodeCreatedCursor(p.After)
+		at, id, err := decodeTimeCursor(p.After)
 		if err != nil {
 			return nil, "", err
 		}
@@ -209,23 +209,9 @@ func (s *Store) ListAssignments(ctx context.Context, tenant, deviceID string, p 
 	if err != nil {
 		return nil, "", fmt.Errorf("list assignments: %w", err)
 	}
-	defer rows.Close()
-	out := []store.Assignment{}
-	for rows.Next() {
-		a, err := scanAssignment(rows)
-		if err != nil {
-			return nil, "", fmt.Errorf("list assignments: %w", err)
-		}
-		out = append(out, a)
-	}
-	if err := rows.Err(); err != nil {
+	out, next, err := scanPage(rows, n, scanAssignment, func(v store.Assignment) string { return timeCursor(v.CreatedAt, v.ID) })
+	if err != nil {
 		return nil, "", fmt.Errorf("list assignments: %w", err)
-	}
-	next := ""
-	if len(out) > n {
-		out = out[:n]
-		last := out[n-1]
-		next = encodeCursor(strconv.FormatInt(micros(last.CreatedAt), 10), last.ID)
 	}
 	return out, next, nil
 }

@@ -150,7 +150,7 @@ func (s *Store) ListCampaigns(ctx context.Context, tenant string, q store.Campai
 		}
 	}
 	if q.Page.After != "" {
-		at, id, err := decodeCreatedCursor(q.Page.After)
+		at, id, err := decodeTimeCursor(q.Page.After)
 		if err != nil {
 			return nil, "", err
 		}
@@ -162,23 +162,9 @@ func (s *Store) ListCampaigns(ctx context.Context, tenant string, q store.Campai
 	if err != nil {
 		return nil, "", fmt.Errorf("list campaigns: %w", err)
 	}
-	defer rows.Close()
-	out := []store.Campaign{}
-	for rows.Next() {
-		c, err := scanCampaign(rows)
-		if err != nil {
-			return nil, "", fmt.Errorf("list campaigns: %w", err)
-		}
-		out = append(out, c)
-	}
-	if err := rows.Err(); err != nil {
+	out, next, err := scanPage(rows, n, scanCampaign, func(v store.Campaign) string { return timeCursor(v.CreatedAt, v.ID) })
+	if err != nil {
 		return nil, "", fmt.Errorf("list campaigns: %w", err)
-	}
-	next := ""
-	if len(out) > n {
-		out = out[:n]
-		last := out[n-1]
-		next = encodeCursor(strconv.FormatInt(micros(last.CreatedAt), 10), last.ID)
 	}
 	return out, next, nil
 }

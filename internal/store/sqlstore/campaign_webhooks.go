@@ -265,7 +265,7 @@ func (s *Store) ListWebhookDeliveries(ctx context.Context, tenant, webhookID str
 	where := `d.tenant_id = ? AND d.webhook_id = ?`
 	args := []any{tenant, webhookID}
 	if p.After != "" {
-		at, id, err := decodeCreatedCursor(p.After)
+		at, id, err := decodeTimeCursor(p.After)
 		if err != nil {
 			return nil, "", err
 		}
@@ -277,23 +277,9 @@ func (s *Store) ListWebhookDeliveries(ctx context.Context, tenant, webhookID str
 	if err != nil {
 		return nil, "", fmt.Errorf("list deliveries: %w", err)
 	}
-	defer rows.Close()
-	out := []store.WebhookDelivery{}
-	for rows.Next() {
-		d, err := scanDelivery(rows)
-		if err != nil {
-			return nil, "", fmt.Errorf("list deliveries: %w", err)
-		}
-		out = append(out, d)
-	}
-	if err := rows.Err(); err != nil {
+	out, next, err := scanPage(rows, n, func(r interface{ Scan(...any) error }) (store.WebhookDelivery, error) { return scanDelivery(r) }, func(v store.WebhookDelivery) string { return timeCursor(v.CreatedAt, v.ID) })
+	if err != nil {
 		return nil, "", fmt.Errorf("list deliveries: %w", err)
-	}
-	next := ""
-	if len(out) > n {
-		out = out[:n]
-		last := out[n-1]
-		next = encodeCursor(strconv.FormatInt(micros(last.CreatedAt), 10), last.ID)
 	}
 	return out, next, nil
 }

@@ -383,23 +383,9 @@ func (s *Store) ListAPITokens(ctx context.Context, tenant string, p store.Page) 
 	if err != nil {
 		return nil, "", fmt.Errorf("list tokens: %w", err)
 	}
-	defer rows.Close()
-	out := []store.APIToken{}
-	for rows.Next() {
-		tk, err := scanToken(rows)
-		if err != nil {
-			return nil, "", fmt.Errorf("list tokens: %w", err)
-		}
-		out = append(out, tk)
-	}
-	if err := rows.Err(); err != nil {
+	out, next, err := scanPage(rows, n, scanToken, func(v store.APIToken) string { return timeCursor(v.CreatedAt, v.ID) })
+	if err != nil {
 		return nil, "", fmt.Errorf("list tokens: %w", err)
-	}
-	next := ""
-	if len(out) > n {
-		out = out[:n]
-		last := out[n-1]
-		next = encodeCursor(strconv.FormatInt(micros(last.CreatedAt), 10), last.ID)
 	}
 	return out, next, nil
 }

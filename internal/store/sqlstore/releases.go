@@ -311,7 +311,7 @@ func (s *Store) ListReleases(ctx context.Context, tenant string, p store.Page) (
 	where := `tenant_id = ?`
 	args := []any{tenant}
 	if p.After != "" {
-		at, id, err := decodeCreatedCursor(p.After)
+		at, id, err := decodeTimeCursor(p.After)
 		if err != nil {
 			return nil, "", err
 		}
@@ -323,24 +323,9 @@ func (s *Store) ListReleases(ctx context.Context, tenant string, p store.Page) (
 	if err != nil {
 		return nil, "", fmt.Errorf("list releases: %w", err)
 	}
-	out := []store.Release{}
-	for rows.Next() {
-		r, err := scanRelease(rows)
-		if err != nil {
-			rows.Close()
-			return nil, "", fmt.Errorf("list releases: %w", err)
-		}
-		out = append(out, r)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+	out, next, err := scanPage(rows, n, scanRelease, func(v store.Release) string { return timeCursor(v.CreatedAt, v.ID) })
+	if err != nil {
 		return nil, "", fmt.Errorf("list releases: %w", err)
-	}
-	next := ""
-	if len(out) > n {
-		out = out[:n]
-		last := out[n-1]
-		next = encodeCursor(strconv.FormatInt(micros(last.CreatedAt), 10), last.ID)
 	}
 	if err := s.loadArtifacts(ctx, tenant, out); err != nil {
 		return nil, "", fmt.Errorf("list releases: %w", err)
@@ -348,19 +333,8 @@ func (s *Store) ListReleases(ctx context.Context, tenant string, p store.Page) (
 	return out, next, nil
 }
 
-// decodeCreatedCursor decodes the "micros|id" cursor of a list ordered
+// decodeTimeCursor decodes the "micros|id" cursor of a list ordered
 // by (created_at, id).
-func decodeCreatedCursor(c string) (int64, string, error) {
-	parts, err := decodeCursor(c, 2)
-	if err != nil {
-		return 0, "", err
-	}
-	at, err := strconv.ParseInt(parts[0], 10, 64)
-	if err != nil {
-		return 0, "", fmt.Errorf("%w: malformed page cursor", store.ErrInvalidRequest)
-	}
-	return at, parts[1], nil
-}
 
 // lockRelease locks the release row for the rest of t and returns it.
 func (t *txn) lockRelease(ctx context.Context, tenant, id string) (store.Release, error) {

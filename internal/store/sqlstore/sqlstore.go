@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -325,4 +326,32 @@ func notFound(err error, what string) error {
 		return fmt.Errorf("%s: %w", what, store.ErrNotFound)
 	}
 	return fmt.Errorf("%s: %w", what, err)
+}
+
+// scanPage reads the rows of a list query that asked for n+1 rows: at most
+// n items, and when the extra row exists, the cursor of the last item kept
+// (empty when this is the last page). It closes rows.
+func scanPage[T any](rows *sql.Rows, n int, scan func(interface{ Scan(...any) error }) (T, error), cursor func(T) string) ([]T, string, error) {
+	defer rows.Close()
+	out := []T{}
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, "", err
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", err
+	}
+	if len(out) <= n {
+		return out, "", nil
+	}
+	out = out[:n]
+	return out, cursor(out[n-1]), nil
+}
+
+// timeCursor is the cursor of lists ordered by (created_at, id).
+func timeCursor(at time.Time, id string) string {
+	return encodeCursor(strconv.FormatInt(micros(at), 10), id)
 }
