@@ -80,6 +80,7 @@ func newAPIs(ctx context.Context, s *Server) (*apis, error) {
 		Limits: deviceapi.Limits{
 			TelemetryRawRetention:    s.cfg.TelemetryRawRetention,
 			TelemetryHourlyRetention: s.cfg.TelemetryHourlyRetention,
+			PollInterval:             s.cfg.Timing.PollInterval,
 		},
 	})
 	if err != nil {
@@ -197,6 +198,7 @@ func newEngine(s *Server, hub notify.Notifier) (*rollout.Engine, error) {
 	log := s.log.With("component", "rollout")
 	return rollout.New(rollout.Config{
 		Store: s.store, Clock: s.cfg.Clock, Logger: log, Notifier: hub, Metrics: s.reg,
+		Interval: s.cfg.Timing.EngineInterval, LeaseTTL: s.cfg.Timing.EngineLeaseTTL,
 		AfterTick: func(ctx context.Context) {
 			if _, err := sender.Run(ctx); err != nil {
 				log.Error("send webhooks", "err", err)

@@ -75,6 +75,23 @@ type Config struct {
 	// Signing tunes the signing service (metadata lifetimes, publish
 	// interval, expiry warnings); zero values take its defaults.
 	Signing signing.Options
+
+	// Timing stretches the server's periodic work for a clock that runs
+	// faster than real time (the demo, simulations); zero values keep the
+	// defaults.
+	Timing Timing
+}
+
+// Timing holds the intervals a server on an accelerated clock needs to
+// stretch: at 1000× a 30-second engine lease lasts 30 ms of real time,
+// shorter than one tick, and a 5-minute check-in interval turns 1,000
+// devices into 3,300 requests a second.
+type Timing struct {
+	// PollInterval is the check-in interval handed to devices [5m].
+	PollInterval time.Duration
+	// EngineInterval is the rollout engine's tick and EngineLeaseTTL its
+	// lease [5s, 30s]; the lease must outlast a tick.
+	EngineInterval, EngineLeaseTTL time.Duration
 }
 
 // DefaultMaxArtifactSize is the default upload limit.
