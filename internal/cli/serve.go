@@ -17,6 +17,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/updraft/updraft/internal/clock"
 	"github.com/updraft/updraft/internal/server"
 )
 
@@ -36,6 +37,7 @@ type serveOptions struct {
 	rawRetention, hourlyRetention                              string
 	ddiGatewayTokenFile, ddiAnonymous, ddiDeviceType, ddiHWRev string
 	signingKeyFile                                             string
+	timeScale, timeOrigin                                      string
 }
 
 func (o *serveOptions) settings() []serveSetting {
@@ -54,6 +56,8 @@ func (o *serveOptions) settings() []serveSetting {
 		{"ddi-anonymous", "UPDRAFT_DDI_ANONYMOUS", "false", "accept hawkBit DDI requests without credentials (Zephyr's default build): `true` or false", &o.ddiAnonymous},
 		{"ddi-device-type", "UPDRAFT_DDI_DEVICE_TYPE", "ddi", "device `type` recorded for auto-registered DDI controllers", &o.ddiDeviceType},
 		{"ddi-hw-rev", "UPDRAFT_DDI_HW_REV", "", "hardware `revision` recorded for auto-registered DDI controllers", &o.ddiHWRev},
+		{"time-scale", "UPDRAFT_TIME_SCALE", "", "FOR SIMULATIONS AND TESTS ONLY: run the server's clock `factor` times faster than real time (campaign soaks, timers, token lifetimes); empty: the real clock", &o.timeScale},
+		{"time-origin", "UPDRAFT_TIME_ORIGIN", "", "FOR SIMULATIONS AND TESTS ONLY: RFC 3339 `time` where the scaled clock starts: simulated now = origin + (real now - origin) × scale, so a restart with the same origin continues the same timeline (default: the process start)", &o.timeOrigin},
 		{"log-level", "UPDRAFT_LOG_LEVEL", "info", "log `level`: debug, info, warn or error", &o.logLevel},
 		{"log-format", "UPDRAFT_LOG_FORMAT", "text", "log `format`: text or json", &o.logFormat},
 	}
@@ -110,6 +114,32 @@ func (o *serveOptions) ddiConfig() (server.DDIConfig, error) {
 		}
 	}
 	return c, nil
+}
+
+// clock returns base, or with --time-scale a clock that runs faster from
+// --time-origin (simulations and tests only).
+func (o *serveOptions) clock(base clock.Clock) (clock.Clock, error) {
+	if o.timeScale == "" {
+		if o.timeOrigin != "" {
+			return nil, usageErrorf("--time-origin needs --time-scale")
+		}
+		return base, nil
+	}
+	f, err := strconv.ParseFloat(o.timeScale, 64)
+	if err != nil || f <= 0 || f > clock.MaxScale {
+		return nil, usageErrorf("--time-scale %q: want a factor greater than 0 and at most %d (simulations and tests only)", o.timeScale, clock.MaxScale)
+	}
+	origin := base.Now()
+	if o.timeOrigin != "" {
+		if origin, err = time.Parse(time.RFC3339, o.timeOrigin); err != nil {
+			return nil, usageErrorf("--time-origin %q: want an RFC 3339 time such as 2026-03-02T09:00:00Z", o.timeOrigin)
+		}
+	}
+	s, err := clock.NewScaled(base, origin, f)
+	if err != nil {
+		return nil, usageErrorf("--time-scale/--time-origin: %v", err)
+	}
+	return s, nil
 }
 
 // parseServeConfig reads a YAML mapping of setting names to scalar values,
@@ -190,7 +220,11 @@ YAML file named by --config (keys are the flag names), then defaults.
 
 On first start the server creates the admin user and an admin API token,
 prints both once and writes them to initial-admin.txt (mode 0600) in the data
-directory. SIGINT or SIGTERM shut the server down gracefully.`,
+directory. SIGINT or SIGTERM shut the server down gracefully.
+
+--time-scale and --time-origin are for simulations and tests only: they run
+every timer of the server (soaks, windows, token lifetimes) on an accelerated
+clock. Never set them on a server that manages real devices.`,
 		flags: func(fs *flag.FlagSet) {
 			fset = fs
 			fs.StringVar(&o.config, "config", "", "optional YAML config `file` (env UPDRAFT_CONFIG)")
@@ -224,6 +258,13 @@ directory. SIGINT or SIGTERM shut the server down gracefully.`,
 			if err != nil {
 				return err
 			}
+			clk, err := o.clock(e.Clock)
+			if err != nil {
+				return err
+			}
+			if s, ok := clk.(*clock.Scaled); ok {
+				log.Warn("the server runs on a scaled clock, for simulations and tests only", "time_scale", s.Factor(), "time_origin", s.Origin().Format(time.RFC3339))
+			}
 			attrs := []any{}
 			for _, s := range o.settings() {
 				v := *s.value
@@ -236,7 +277,7 @@ directory. SIGINT or SIGTERM shut the server down gracefully.`,
 			srv, err := server.New(ctx, server.Config{
 				DataDir: o.dataDir, Addr: o.addr, Database: o.database,
 				TLSCert: o.tlsCert, TLSKey: o.tlsKey, PublicURL: o.publicURL,
-				MaxArtifactSize: maxSize, Clock: e.Clock, Logger: log, Out: e.Stdout,
+				MaxArtifactSize: maxSize, Clock: clk, Logger: log, Out: e.Stdout,
 				TelemetryRawRetention: rawRet, TelemetryHourlyRetention: hourlyRet,
 				DDI: ddiCfg, SigningKeyFile: o.signingKeyFile,
 			})
