@@ -1,0 +1,354 @@
+package capacitybench
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Goal and pass criteria.
+const (
+	goalDevices  = 1_000_000
+	pollInterval = 5 * time.Minute
+	p99Limit     = 100.0 // ms
+)
+
+// settings of one run, from the environment (see doc.go).
+type settings struct {
+	devices   int
+	step      time.Duration
+	conns     int
+	longPolls int
+	profiles  string
+}
+
+func loadSettings(tb testing.TB) settings {
+	s := settings{devices: 100_000, step: 8 * time.Second, conns: 128, longPolls: 100_000,
+		profiles: filepath.Join(os.TempDir(), "updraft-capacity")}
+	atoi := func(env string, dst *int) {
+		if v := os.Getenv(env); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n <= 0 {
+				tb.Fatalf("%s=%q: want a positive integer", env, v)
+			}
+			*dst = n
+		}
+	}
+	atoi("UPDRAFT_CAPACITY_DEVICES", &s.devices)
+	atoi("UPDRAFT_CAPACITY_CONNS", &s.conns)
+	atoi("UPDRAFT_CAPACITY_LONGPOLLS", &s.longPolls)
+	if v := os.Getenv("UPDRAFT_CAPACITY_STEP"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < time.Second {
+			tb.Fatalf("UPDRAFT_CAPACITY_STEP=%q: want a duration of at least 1s", v)
+		}
+		s.step = d
+	}
+	if v := os.Getenv("UPDRAFT_CAPACITY_PROFILE_DIR"); v != "" {
+		s.profiles = v
+	}
+	return s
+}
+
+// fleetAt is the fleet that checks in at rate per second, each device once
+// per pollInterval.
+func fleetAt(rate float64) float64 { return rate * pollInterval.Seconds() }
+
+// outcome is the search's answer for one target.
+type outcome struct {
+	name     string
+	max      float64    // highest rate that passed, check-ins/s
+	at       loadResult // the confirming run at max
+	firstBad string     // why the next rate up failed
+	cpuPer   time.Duration
+}
+
+// judge says whether one step passed, and why not.
+func judge(r loadResult) (bool, string) {
+	switch {
+	case r.Errors > 0:
+		return false, fmt.Sprintf("%d errors (%s)", r.Errors, r.FirstError)
+	case r.Overload > 0:
+		return false, fmt.Sprintf("%d requests not sent: too many in flight", r.Overload)
+	case r.P99ms > p99Limit:
+		return false, fmt.Sprintf("p99 %.1f ms > %.0f ms", r.P99ms, p99Limit)
+	}
+	return true, ""
+}
+
+// search finds the highest constant arrival rate at which the target
+// answers every check-in with p99 under the limit: doubling from start
+// until a step fails, then bisecting, then a confirming run three steps
+// long at the rate found (stepping down 10 % while it fails). inProcess
+// says the server runs in this process, so its CPU per check-in (this
+// process's CPU time over the step) and a CPU profile of the confirming
+// run mean something.
+func search(b *testing.B, lg *loadgen, name, url string, start, limit float64, inProcess bool, profile string) outcome {
+	b.Helper()
+	o := outcome{name: name}
+	step := func(rate float64, d time.Duration) (loadResult, bool, string, time.Duration) {
+		cpu0 := processCPU()
+		r := lg.run(b, url, rate, d)
+		cpu := processCPU() - cpu0
+		ok, why := judge(r)
+		verdict := "ok"
+		if !ok {
+			verdict = "FAIL: " + why
+		}
+		var per time.Duration
+		if inProcess && r.OK > 0 {
+			// The step includes the warm-up's requests too.
+			per = cpu / time.Duration(float64(r.OK)*(1+lg.warmup.Seconds()/d.Seconds()))
+		}
+		cpuText := ""
+		if per > 0 {
+			cpuText = fmt.Sprintf("  server CPU %.0f µs/check-in", float64(per)/float64(time.Microsecond))
+		}
+		fmt.Printf("  %-22s %7.0f/s for %-4s p50 %6.2f ms  p99 %7.2f ms  max %7.1f ms  conns %d (TLS resumed %d)  loadgen CPU %.0f µs/req%s  load %s  %s\n",
+			name, rate, d, r.P50ms, r.P99ms, r.MaxMs, r.Conns, r.TLSResumed,
+			1e6*r.CPUSeconds/float64(max(1, r.Sent)), cpuText, loadAvg(), verdict)
+		if !ok {
+			// Let a queue built up by the failed step drain.
+			time.Sleep(2 * time.Second)
+		}
+		return r, ok, why, per
+	}
+	lo, hi := 0.0, 0.0
+	for rate := start; rate <= limit; rate *= 2 {
+		if _, ok, why, _ := step(rate, lg.step); ok {
+			lo = rate
+		} else {
+			hi, o.firstBad = rate, why
+			break
+		}
+	}
+	if lo == 0 {
+		// Even the start rate failed: halve until a rate passes.
+		for rate := start / 2; rate >= 10; rate /= 2 {
+			if _, ok, _, _ := step(rate, lg.step); ok {
+				lo = rate
+				break
+			}
+		}
+		if lo == 0 {
+			b.Fatalf("%s: no rate down to 10/s passes (%s)", name, o.firstBad)
+		}
+	}
+	if hi == 0 {
+		fmt.Printf("  %s: every rate up to the search limit %.0f/s passed\n", name, limit)
+		hi = lo
+	}
+	for range 3 {
+		if hi-lo < 0.05*lo {
+			break
+		}
+		mid := (lo + hi) / 2
+		if _, ok, why, _ := step(mid, lg.step); ok {
+			lo = mid
+		} else {
+			hi, o.firstBad = mid, why
+		}
+	}
+	for range 4 {
+		var stop func()
+		if profile != "" {
+			f, err := os.Create(profile)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := pprof.StartCPUProfile(f); err != nil {
+				b.Fatal(err)
+			}
+			stop = func() { pprof.StopCPUProfile(); f.Close() }
+		}
+		r, ok, why, per := step(lo, 3*lg.step)
+		if stop != nil {
+			stop()
+		}
+		if ok {
+			o.max, o.at, o.cpuPer = lo, r, per
+			return o
+		}
+		o.firstBad = why + " (confirming run)"
+		lo *= 0.9
+	}
+	b.Fatalf("%s: confirming runs kept failing down to %.0f/s", name, lo)
+	return o
+}
+
+func (o outcome) line() string {
+	cpu := ""
+	if o.cpuPer > 0 {
+		cpu = fmt.Sprintf(", server CPU %.0f µs/check-in", float64(o.cpuPer)/float64(time.Microsecond))
+	}
+	return fmt.Sprintf("%-14s %7.0f check-ins/s = %9.0f devices at 5 min  (p99 %.1f ms, %d conns, TLS resumed %d%s; next step up: %s)",
+		o.name, o.max, fleetAt(o.max), o.at.P99ms, o.at.Conns, o.at.TLSResumed, cpu, o.firstBad)
+}
+
+// BenchmarkCapacity searches, for SQLite and PostgreSQL over plain HTTP and
+// TLS, the highest check-in rate one server sustains with p99 under
+// 100 ms, and the same for bench/checkin's bare handler over the same
+// transport in the same run. Run it once: -benchtime 1x.
+func BenchmarkCapacity(b *testing.B) {
+	s := loadSettings(b)
+	nofile, note := raiseNoFile()
+	bin := buildLoadgen(b)
+	certFile, keyFile := certPair(b)
+	if err := os.MkdirAll(s.profiles, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	fmt.Printf("capacity: %d devices, %d keep-alive connections, steps of %s (+1 s warm-up), GOMAXPROCS %d, RLIMIT_NOFILE %d %s, load %s\n",
+		s.devices, s.conns, s.step, runtime.GOMAXPROCS(0), nofile, note, loadAvg())
+	var results []string
+	bare := map[string]outcome{}
+	for _, backend := range []string{"sqlite", "postgres"} {
+		b.Run(backend, func(b *testing.B) {
+			f := seedFleet(b, backend, s.devices)
+			for _, transport := range []string{"plain", "tls"} {
+				cf, kf := "", ""
+				if transport == "tls" {
+					cf, kf = certFile, keyFile
+				}
+				lg := &loadgen{bin: bin, caFile: certFile, tokensFile: f.tokensFile, conns: s.conns, warmup: time.Second, step: s.step}
+				srv := startServer(b, f, cf, kf)
+				size := checkInOnce(b, srv, f)
+				if _, done := bare[transport]; !done {
+					url := startBare(b, size, cf, kf)
+					bare[transport] = search(b, lg, "bare/"+transport, url, 1000, 64000, false, "")
+					results = append(results, bare[transport].line())
+				}
+				profile := filepath.Join(s.profiles, backend+"-"+transport+".pprof")
+				api := search(b, lg, backend+"/"+transport, srv.url, 500, 64000, true, profile)
+				srv.stop()
+				ratio := api.max / bare[transport].max
+				results = append(results, api.line()+fmt.Sprintf("\n%14s ratio to the bare handler %.2f; goal %d devices (%.0f/s): %s; CPU profile %s",
+					"", ratio, goalDevices, goalDevices/pollInterval.Seconds(), met(fleetAt(api.max) >= goalDevices), profile))
+				b.ReportMetric(api.max, backend+"-"+transport+"-checkins/s")
+				b.ReportMetric(ratio, backend+"-"+transport+"-ratio")
+			}
+		})
+	}
+	fmt.Printf("capacity summary (p99 < %.0f ms, no errors; load %s):\n  %s\n", p99Limit, loadAvg(), strings.Join(results, "\n  "))
+}
+
+func met(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "NOT met"
+}
+
+// BenchmarkLongPoll opens idle long-polls (?wait=60s, re-polled as each
+// answers) in stages and reports how many the server holds and its RSS and
+// Go memory per connection, over plain HTTP and TLS on SQLite.
+func BenchmarkLongPoll(b *testing.B) {
+	s := loadSettings(b)
+	nofile, note := raiseNoFile()
+	bin := buildLoadgen(b)
+	certFile, keyFile := certPair(b)
+	f := seedFleet(b, "sqlite", max(s.devices, s.longPolls))
+	fmt.Printf("long-poll: up to %d connections, server RLIMIT_NOFILE %d %s, load %s\n", s.longPolls, nofile, note, loadAvg())
+	for _, transport := range []string{"plain", "tls"} {
+		b.Run(transport, func(b *testing.B) {
+			cf, kf, ca := "", "", ""
+			if transport == "tls" {
+				cf, kf, ca = certFile, keyFile, certFile
+			}
+			srv := startServer(b, f, cf, kf)
+			checkInOnce(b, srv, f)
+			rss0, mem0 := settledMemory(b)
+			stage := max(1000, s.longPolls/5)
+			lp := startLongPolls(b, bin, srv.url, ca, f.tokensFile, s.longPolls, 2000, stage)
+			held := 0
+			for line := range lp.lines {
+				var opened, errs int
+				if _, err := fmt.Sscanf(line, "opened %d errors %d", &opened, &errs); err != nil {
+					continue
+				}
+				parked := waitParked(b, srv, opened)
+				rss, mem := settledMemory(b)
+				fmt.Printf("  %s: %6d opened, %6d parked, %d errors: RSS %6.0f MiB (+%5.1f KiB per parked long-poll), Go heap+stacks +%5.1f KiB per long-poll, goroutines %d, load %s\n",
+					transport, opened, parked, errs, float64(rss)/(1<<20), float64(rss-rss0)/1024/float64(max(1, parked)),
+					float64(mem-mem0)/1024/float64(max(1, parked)), runtime.NumGoroutine(), loadAvg())
+				held = parked
+				if opened == s.longPolls {
+					break
+				}
+			}
+			res := lp.finish(b)
+			fmt.Printf("  %s: held %d idle long-polls; loadgen RLIMIT_NOFILE %d %s; %d connections opened (TLS resumed %d), %d answered at their 60 s deadline, %d errors %s\n",
+				transport, held, res.NoFile, res.NoFileErr, res.Conns, res.TLSResumed, res.Answered, res.Errors, res.FirstError)
+			b.ReportMetric(float64(held), "long-polls-held")
+			srv.stop()
+		})
+	}
+}
+
+// settledMemory runs a GC and returns VmRSS and the Go runtime's heap in
+// use plus goroutine stacks.
+func settledMemory(b *testing.B) (rss, goMem int64) {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return vmRSS(b), int64(ms.HeapInuse + ms.StackInuse)
+}
+
+// waitParked waits (up to a minute) until the server holds at least 98 %
+// of want long-polls, and returns how many it holds.
+func waitParked(b *testing.B, srv *running, want int) int {
+	var n float64
+	for range 600 {
+		n = metric(b, srv, "updraft_device_long_polls_active")
+		if n >= 0.98*float64(want) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return int(n)
+}
+
+// TestSmoke starts the server and the load generator process, runs a
+// tiny check-in step over HTTP and TLS and parks a few long-polls.
+func TestSmoke(t *testing.T) {
+	bin := buildLoadgen(t)
+	f := seedFleet(t, "sqlite", 200)
+	certFile, keyFile := certPair(t)
+	for _, useTLS := range []bool{false, true} {
+		cf, kf := "", ""
+		if useTLS {
+			cf, kf = certFile, keyFile
+		}
+		srv := startServer(t, f, cf, kf)
+		checkInOnce(t, srv, f)
+		lg := &loadgen{bin: bin, caFile: certFile, tokensFile: f.tokensFile, conns: 4, warmup: 200 * time.Millisecond}
+		r := lg.run(t, srv.url, 100, time.Second)
+		if r.Errors != 0 || r.Overload != 0 || r.OK != 100 || r.Sent != 100 {
+			t.Fatalf("tls=%v: step at 100/s: %+v", useTLS, r)
+		}
+		if useTLS && r.Conns > 1 && r.TLSResumed == 0 {
+			t.Errorf("TLS: %d connections, none resumed a session", r.Conns)
+		}
+		lp := startLongPolls(t, bin, srv.url, map[bool]string{true: certFile}[useTLS], f.tokensFile, 20, 1000, 20)
+		for line := range lp.lines {
+			if strings.HasPrefix(line, "opened 20") {
+				break
+			}
+		}
+		for i := 0; metric(t, srv, "updraft_device_long_polls_active") < 20; i++ {
+			if i == 200 {
+				t.Fatalf("tls=%v: the server never held 20 long-polls", useTLS)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if res := lp.finish(t); res.Opened != 20 || res.Errors != 0 {
+			t.Fatalf("tls=%v: long-polls: %+v", useTLS, res)
+		}
+		srv.stop()
+	}
+}
