@@ -16,6 +16,7 @@ import (
 	"github.com/updraft/updraft/internal/signedurl"
 	"github.com/updraft/updraft/internal/signing"
 	"github.com/updraft/updraft/internal/store"
+	"github.com/updraft/updraft/internal/web"
 	"github.com/updraft/updraft/internal/webhook"
 )
 
@@ -23,6 +24,7 @@ import (
 const (
 	secretDeviceTokenKey = "device-token-key-1"
 	secretDownloadURLKey = "download-url-key-1"
+	secretDashboardCSRF  = "dashboard-csrf-key-1"
 )
 
 // apis holds the device and management APIs of one server.
@@ -31,6 +33,7 @@ type apis struct {
 	device     *deviceapi.API
 	mgmt       *mgmtapi.API
 	ddi        *ddi.API          // hawkBit DDI under /{tenant}/controller/v1/
+	ui         *web.UI           // the dashboard under /ui/
 	engine     *rollout.Engine   // campaigns; leads only while it holds the rollout lease
 	blobGC     *blobgc.Collector // unreferenced blobs; nil if the store cannot collect
 	deviceMux  *http.ServeMux
@@ -130,6 +133,17 @@ func newAPIs(ctx context.Context, s *Server) (*apis, error) {
 			return nil, err
 		}
 	}
+	csrfKey, err := s.store.Secret(ctx, secretDashboardCSRF, gen)
+	if err != nil {
+		return nil, fmt.Errorf("dashboard CSRF key: %w", err)
+	}
+	if a.ui, err = web.New(web.Config{
+		Store: s.store, API: mgmt.Handler(), Clock: s.cfg.Clock,
+		Logger: s.log.With("component", "web"), CSRFKey: csrfKey,
+		InsecureCookies: s.cfg.InsecureCookies,
+	}); err != nil {
+		return nil, err
+	}
 	a.deviceMux, _ = dev.Handler().(*http.ServeMux)
 	a.mgmtMux, _ = mgmt.Handler().(*http.ServeMux)
 	a.ddiMux, _ = hawkbit.Handler().(*http.ServeMux)
@@ -140,6 +154,25 @@ func (a *apis) mount(mux *http.ServeMux) {
 	mux.Handle(a.deviceBase, a.device.Handler())
 	mux.Handle(a.mgmtBase, a.mgmt.Handler())
 	mux.Handle(ddi.Prefix, a.ddi.Handler())
+	mux.Handle("GET /{$}", http.RedirectHandler(web.Prefix, http.StatusFound))
+}
+
+// withDashboard sends /ui/… to the dashboard and everything else to next.
+// The dashboard is dispatched before the mux because its prefix overlaps
+// the DDI pattern /{tenant}/controller/v1/ (a DDI tenant cannot be "ui").
+func (a *apis) withDashboard(next http.Handler) http.Handler {
+	ui := a.ui.Handler()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, web.Prefix) {
+			ui.ServeHTTP(w, r)
+			return
+		}
+		if r.URL.Path == strings.TrimSuffix(web.Prefix, "/") {
+			http.Redirect(w, r, web.Prefix, http.StatusFound)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // pattern names the API route a request matches, for metrics labels.

@@ -36,6 +36,7 @@ import (
 	"github.com/updraft/updraft/internal/store/postgres"
 	"github.com/updraft/updraft/internal/store/sqlite"
 	"github.com/updraft/updraft/internal/store/sqlstore"
+	"github.com/updraft/updraft/internal/web"
 )
 
 // Config configures a server. The zero value plus a DataDir is a working
@@ -72,6 +73,10 @@ type Config struct {
 	// TUF keys in the database (64 hex digits); default a file created in
 	// DataDir. Replicas sharing a database need the same one.
 	SigningKeyFile string
+	// InsecureCookies drops the Secure flag from the dashboard's cookies,
+	// for plain-HTTP deployments reached by a name other than localhost.
+	InsecureCookies bool
+
 	// Signing tunes the signing service (metadata lifetimes, publish
 	// interval, expiry warnings); zero values take its defaults.
 	Signing signing.Options
@@ -264,9 +269,12 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		apierror.Write(w, r, s.log, apierror.NotFound("no such endpoint: %s %s", r.Method, r.URL.Path))
 	})
-	return m.wrap(mux, func(r *http.Request) string {
+	return m.wrap(s.apis.withDashboard(mux), func(r *http.Request) string {
 		if p := s.apis.pattern(r); p != "" {
 			return p
+		}
+		if strings.HasPrefix(r.URL.Path, web.Prefix) {
+			return web.Prefix
 		}
 		_, p := mux.Handler(r)
 		if p == "" || p == "/" {

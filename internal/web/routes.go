@@ -1,0 +1,13 @@
+package web
+
+// routes lists every dashboard page and action. Each area of the dashboard
+// contributes its own list.
+func (u *UI) routes() []route {
+	var rs []route
+	for _, area := range [][]route{
+		u.sessionRoutes(),
+	} {
+		rs = append(rs, area...)
+	}
+	return rs
+}
