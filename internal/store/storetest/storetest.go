@@ -58,6 +58,7 @@ func Run(t *testing.T, h Harness) {
 		{"CheckIn", testCheckIn},
 		{"Campaigns", testCampaigns},
 		{"DDI", testDDI},
+		{"Compliance", testCompliance},
 	}
 	for _, s := range suites {
 		t.Run(s.name, func(t *testing.T) { s.fn(t, h) })
