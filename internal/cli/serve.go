@@ -38,6 +38,7 @@ type serveOptions struct {
 	ddiGatewayTokenFile, ddiAnonymous, ddiDeviceType, ddiHWRev string
 	signingKeyFile                                             string
 	timeScale, timeOrigin                                      string
+	insecureCookies                                            string
 }
 
 func (o *serveOptions) settings() []serveSetting {
@@ -58,6 +59,7 @@ func (o *serveOptions) settings() []serveSetting {
 		{"ddi-hw-rev", "UPDRAFT_DDI_HW_REV", "", "hardware `revision` recorded for auto-registered DDI controllers", &o.ddiHWRev},
 		{"time-scale", "UPDRAFT_TIME_SCALE", "", "FOR SIMULATIONS AND TESTS ONLY: run the server's clock `factor` times faster than real time (campaign soaks, timers, token lifetimes); empty: the real clock", &o.timeScale},
 		{"time-origin", "UPDRAFT_TIME_ORIGIN", "", "FOR SIMULATIONS AND TESTS ONLY: RFC 3339 `time` where the scaled clock starts: simulated now = origin + (real now - origin) × scale, so a restart with the same origin continues the same timeline (default: the process start)", &o.timeOrigin},
+		{"dashboard-insecure-cookies", "UPDRAFT_DASHBOARD_INSECURE_COOKIES", "false", "send the dashboard's cookies without the Secure flag (`true` or false): only for plain HTTP reached by a name other than localhost; prefer TLS", &o.insecureCookies},
 		{"log-level", "UPDRAFT_LOG_LEVEL", "info", "log `level`: debug, info, warn or error", &o.logLevel},
 		{"log-format", "UPDRAFT_LOG_FORMAT", "text", "log `format`: text or json", &o.logFormat},
 	}
@@ -262,6 +264,10 @@ clock. Never set them on a server that manages real devices.`,
 			if err != nil {
 				return err
 			}
+			insecureCookies, err := strconv.ParseBool(o.insecureCookies)
+			if err != nil {
+				return usageErrorf("--dashboard-insecure-cookies %q: want true or false", o.insecureCookies)
+			}
 			if s, ok := clk.(*clock.Scaled); ok {
 				log.Warn("the server runs on a scaled clock, for simulations and tests only", "time_scale", s.Factor(), "time_origin", s.Origin().Format(time.RFC3339))
 			}
@@ -279,7 +285,7 @@ clock. Never set them on a server that manages real devices.`,
 				TLSCert: o.tlsCert, TLSKey: o.tlsKey, PublicURL: o.publicURL,
 				MaxArtifactSize: maxSize, Clock: clk, Logger: log, Out: e.Stdout,
 				TelemetryRawRetention: rawRet, TelemetryHourlyRetention: hourlyRet,
-				DDI: ddiCfg, SigningKeyFile: o.signingKeyFile,
+				DDI: ddiCfg, SigningKeyFile: o.signingKeyFile, InsecureCookies: insecureCookies,
 			})
 			if err != nil {
 				return err
