@@ -76,6 +76,7 @@ type Store interface {
 	Campaigns
 	DDI
 	Compliance
+	FleetStats
 	// Secret returns the named server secret, creating it with gen on first
 	// use; concurrent replicas agree on one value.
 	Secret(ctx context.Context, name string, gen func() ([]byte, error)) ([]byte, error)

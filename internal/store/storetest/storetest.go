@@ -59,6 +59,7 @@ func Run(t *testing.T, h Harness) {
 		{"Campaigns", testCampaigns},
 		{"DDI", testDDI},
 		{"Compliance", testCompliance},
+		{"FleetStats", testFleetStats},
 	}
 	for _, s := range suites {
 		t.Run(s.name, func(t *testing.T) { s.fn(t, h) })
