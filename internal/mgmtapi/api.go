@@ -55,6 +55,10 @@ type Config struct {
 	// Signing serves the signed-update routes (/tuf/…, release
 	// finalize); nil answers them with 404 not_configured.
 	Signing *signing.Service
+	// PollInterval is the check-in interval the device API hands out
+	// [DefaultPollInterval]; the fleet summary counts devices seen within
+	// OnlineChecks of them as online.
+	PollInterval time.Duration
 }
 
 // API serves the management API. Create it with New.
@@ -67,6 +71,7 @@ type API struct {
 	signing  *signing.Service
 	maxSize  int64
 	pwParams auth.Argon2Params
+	poll     time.Duration
 	routes   []Route
 	mux      *http.ServeMux
 
@@ -134,6 +139,7 @@ func New(cfg Config) (*API, error) {
 		signing:  cfg.Signing,
 		maxSize:  cfg.MaxArtifactSize,
 		pwParams: cfg.PasswordParams,
+		poll:     cfg.PollInterval,
 
 		uses:       newTokenUses(),
 		flushEvery: cfg.TokenUseFlush,
@@ -180,6 +186,7 @@ func (a *API) routeTable() []Route {
 
 		{"GET", p("/devices"), ActionRead, append([]string{"q", "state"}, page...), a.listDevices},
 		{"GET", p("/devices/count"), ActionRead, []string{"q", "by"}, a.countDevices},
+		{"GET", p("/fleet/summary"), ActionRead, []string{"since"}, a.fleetSummary},
 		{"POST", p("/devices/preauthorize"), ActionWrite, nil, a.preauthorize},
 		{"GET", p("/devices/{id}"), ActionRead, nil, a.getDevice},
 		{"POST", p("/devices/{id}/accept"), ActionWrite, nil, a.acceptDevice},

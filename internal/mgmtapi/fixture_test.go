@@ -77,7 +77,7 @@ func (e *env) requestFor(rt Route, fx fixture) req {
 	query := ""
 	switch rt.Method + " " + strings.TrimPrefix(rt.Pattern, Prefix) {
 	case "GET /openapi.yaml", "GET /devices", "GET /devices/count", "GET /releases", "GET /users",
-		"GET /tokens", "GET /audit", "GET /audit/verify":
+		"GET /tokens", "GET /audit", "GET /audit/verify", "GET /fleet/summary":
 	case "POST /devices/preauthorize":
 		body = map[string]any{"public_key": newPublicKeyPEM(e.t)}
 	case "GET /devices/{id}", "GET /devices/{id}/assignments", "GET /devices/{id}/report-gaps",

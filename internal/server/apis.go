@@ -97,6 +97,7 @@ func newAPIs(ctx context.Context, s *Server) (*apis, error) {
 		Notifier:        dev.Hub(),
 		MaxArtifactSize: s.cfg.MaxArtifactSize,
 		Signing:         sign,
+		PollInterval:    s.cfg.Timing.PollInterval,
 	})
 	if err != nil {
 		return nil, err
