@@ -24,10 +24,8 @@ const liveMaxDuration = 10 * time.Minute
 // as "replace" events. It returns when the client goes away, the stream
 // has run liveMaxDuration, or frames fails (logged; the browser reconnects).
 func (u *UI) serveLive(w http.ResponseWriter, r *http.Request, frames func(ctx context.Context) ([]Fragment, error)) error {
-	fl, ok := w.(http.Flusher)
-	if !ok {
-		return fmt.Errorf("web: live views need a flushing response writer")
-	}
+	// The controller reaches the connection through wrappers that only
+	// implement Unwrap (the server's metrics recorder).
 	rc := http.NewResponseController(w)
 	_ = rc.SetWriteDeadline(time.Time{}) // a live view outlasts the server's write timeout
 	h := w.Header()
@@ -37,7 +35,9 @@ func (u *UI) serveLive(w http.ResponseWriter, r *http.Request, frames func(ctx c
 	w.WriteHeader(http.StatusOK)
 	// Retry after 3 s when the stream ends.
 	fmt.Fprint(w, "retry: 3000\n\n")
-	fl.Flush()
+	if err := rc.Flush(); err != nil {
+		return fmt.Errorf("web: live views need a flushing response writer: %w", err)
+	}
 	ctx := r.Context()
 	sent := map[string]string{}
 	deadline := u.cfg.Ticker.NewTimer(liveMaxDuration)
@@ -64,7 +64,7 @@ func (u *UI) serveLive(w http.ResponseWriter, r *http.Request, frames func(ctx c
 				return nil // client gone
 			}
 		}
-		fl.Flush()
+		_ = rc.Flush()
 		t := u.cfg.Ticker.NewTimer(u.cfg.LiveInterval)
 		select {
 		case <-ctx.Done():

@@ -6,6 +6,7 @@ func (u *UI) routes() []route {
 	var rs []route
 	for _, area := range [][]route{
 		u.sessionRoutes(),
+		u.campaignRoutes(),
 	} {
 		rs = append(rs, area...)
 	}

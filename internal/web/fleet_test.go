@@ -1,0 +1,164 @@
+package web_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/updraft/updraft/internal/identity"
+	"github.com/updraft/updraft/internal/store"
+	"github.com/updraft/updraft/internal/web/webtest"
+)
+
+// Helpers the release and campaign page tests share: they set the server
+// up through the management API (with the first admin's token) and the
+// store, as an operator's tools would.
+
+// start runs a server whose first admin has chosen a password, so that
+// the admin's API token works.
+func start(t testing.TB) *webtest.Env {
+	t.Helper()
+	e := webtest.Start(t)
+	admin, err := e.Store.UserByName(context.Background(), store.DefaultTenant, "admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	apiCall(t, e, http.StatusNoContent, "POST", "/users/"+admin.ID+"/password",
+		map[string]string{"current_password": e.AdminPassword, "password": "the admin's own password 7"}, nil)
+	return e
+}
+
+// apiCall sends a request to the management API as the first admin and
+// decodes the answer into out; it fails the test unless the status is want.
+func apiCall(t testing.TB, e *webtest.Env, want int, method, path string, body, out any) {
+	t.Helper()
+	var rd io.Reader = http.NoBody
+	ctype := ""
+	switch b := body.(type) {
+	case nil:
+	case io.Reader:
+		rd, ctype = b, "application/octet-stream"
+	default:
+		j, err := json.Marshal(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd, ctype = bytes.NewReader(j), "application/json"
+	}
+	req, err := http.NewRequest(method, e.URL+"/api/v1"+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+e.AdminToken)
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != want {
+		t.Fatalf("%s %s: status %d, want %d: %s", method, path, resp.StatusCode, want, b)
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			t.Fatalf("%s %s: decode: %v", method, path, err)
+		}
+	}
+}
+
+// enroll adds an accepted device.
+func enroll(t testing.TB, e *webtest.Env, serial, deviceType, hwRev string) string {
+	t.Helper()
+	pub, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := identity.NewPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	d, err := e.Store.Enroll(ctx, store.EnrollParams{
+		TenantID: store.DefaultTenant, Serial: serial, DeviceType: deviceType, HWRev: hwRev,
+		Region: "eu-west", Protocol: store.ProtocolNative,
+		Key: store.Credential{TenantID: store.DefaultTenant, Kind: store.CredPublicKey, Algorithm: key.Algorithm,
+			Fingerprint: key.Fingerprint, Material: key.PEM},
+		Now: e.Clock.Now(), PendingTTL: 24 * time.Hour, MaxPending: 1000,
+	})
+	if err != nil {
+		t.Fatalf("enroll %s: %v", serial, err)
+	}
+	if _, err := e.Store.AcceptDevice(ctx, store.DefaultTenant, d.ID, store.Actor{Kind: store.ActorSystem, Name: "test"}, e.Clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	return d.ID
+}
+
+// makeRelease creates a release with one raw image per hardware revision
+// of deviceType and publishes it unless draft.
+func makeRelease(t testing.TB, e *webtest.Env, version, deviceType string, revs []string, draft bool) store.Release {
+	t.Helper()
+	var rel store.Release
+	apiCall(t, e, 201, "POST", "/releases", map[string]any{"version": version, "severity": "high", "cves": []string{"CVE-2026-0101"}}, &rel)
+	for _, rev := range revs {
+		content := fmt.Sprintf("image %s for %s rev %s", version, deviceType, rev)
+		apiCall(t, e, 201, "PUT", fmt.Sprintf("/releases/%s/artifacts?device_type=%s&hw_revs=%s&type=raw-image&component=rootfs&name=rootfs-%s.img",
+			rel.ID, deviceType, rev, strings.ToLower(rev)), strings.NewReader(content), nil)
+	}
+	if !draft {
+		apiCall(t, e, 200, "POST", "/releases/"+rel.ID+"/publish", nil, nil)
+	}
+	apiCall(t, e, 200, "GET", "/releases/"+rel.ID, nil, &rel)
+	return rel
+}
+
+// campaignFleet enrolls gw-200 devices of revisions B and C, publishes
+// release 2.0.0 for them and creates a campaign over them, started unless
+// draft. It returns the campaign's id.
+func campaignFleet(t testing.TB, e *webtest.Env, draft bool) string {
+	t.Helper()
+	for i := range 8 {
+		rev := "B"
+		if i%2 == 1 {
+			rev = "C"
+		}
+		enroll(t, e, fmt.Sprintf("GW-%03d", i), "gw-200", rev)
+	}
+	makeRelease(t, e, "2.0.0", "gw-200", []string{"B", "C"}, false)
+	var created struct {
+		Campaign store.Campaign `json:"campaign"`
+	}
+	apiCall(t, e, 201, "POST", "/campaigns", map[string]any{
+		"name": "spring rollout", "release": "2.0.0", "selector": `device_type == "gw-200"`,
+		"plan":   map[string]any{"waves": []float64{50, 100}, "no_control": true},
+		"health": map[string]any{"preset": "relaxed"}, "seed": 7,
+	}, &created)
+	if !draft {
+		apiCall(t, e, 200, "POST", "/campaigns/"+created.Campaign.ID+"/start", nil, nil)
+	}
+	return created.Campaign.ID
+}
+
+// signIn returns a browser signed in as a new user with the role.
+func signIn(t testing.TB, e *webtest.Env, name string, role store.Role) *webtest.Browser {
+	t.Helper()
+	pw := name + "'s long password 1"
+	e.AddUser(t, name, role, pw)
+	b := e.Browser(t)
+	b.Login(name, pw)
+	return b
+}
