@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/updraft/updraft/internal/health"
 	"github.com/updraft/updraft/internal/store"
 	"github.com/updraft/updraft/internal/web/webtest"
 )
@@ -306,4 +308,61 @@ func keys(m map[string]string) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// TestCampaignDecisionsAndGates stores engine decisions the way the
+// rollout engine does and checks that the page explains each one, newest
+// first and paginated, and charts each gate's statistic against its
+// threshold.
+func TestCampaignDecisionsAndGates(t *testing.T) {
+	t.Parallel()
+	e := start(t)
+	id := campaignFleet(t, e, false)
+	// Paused, the engine stores no decisions of its own meanwhile.
+	apiCall(t, e, 200, "POST", "/campaigns/"+id+"/pause", nil, nil)
+	ctx := context.Background()
+	for i := range 25 {
+		e.Clock.Advance(time.Hour)
+		tests := []health.TestResult{
+			{Metric: "soak", Method: health.MethodSoak, Outcome: health.Continuing, Statistic: float64(i), Threshold: 12,
+				Explanation: "The wave has soaked for a while."},
+			{Metric: "install", Stratum: "device_type=gw-200,hw_rev=B", Label: "gw-200 rev B", Method: health.MethodSPRT,
+				Outcome: health.Continuing, Statistic: 0.1 * float64(i), Threshold: 4.6, Explanation: fmt.Sprintf("install evidence %d", i)},
+			{Metric: "crash", Stratum: "device_type=gw-200,hw_rev=B", Label: "gw-200 rev B", Method: health.MethodMixture,
+				Outcome: health.Skipped, Explanation: "no telemetry"},
+		}
+		detail, err := json.Marshal(map[string]any{"tests": tests, "alpha": 0.005})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.Store.UpdateCampaign(ctx, store.DefaultTenant, id, store.CampaignUpdate{
+			Decision: &store.CampaignDecision{Step: 0, Verdict: "hold", Action: "hold",
+				Summary: fmt.Sprintf("Hold: decision number %d.", i), Detail: detail},
+			Now: e.Clock.Now(),
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := signIn(t, e, "vera", store.RoleViewer)
+	r := b.Get("/ui/campaigns/" + id)
+	r.MustContain(t, "Hold: decision number 24.", "Hold: decision number 5.", "install evidence 24",
+		`id="gate-0"`, `id="gate-1"`, "Soak time (hours)", "gw-200 rev B · install failures", `class="threshold"`, "halts at 4.6", "passes at 12")
+	if strings.Contains(r.Body, "Hold: decision number 4.") {
+		t.Fatal("the first page shows more than 20 decisions")
+	}
+	if strings.Contains(r.Body, "crash rate") {
+		t.Fatal("a test that never had evidence is charted")
+	}
+	if i, j := strings.Index(r.Body, "decision number 24."), strings.Index(r.Body, "decision number 23."); i < 0 || j < i {
+		t.Fatal("decisions are not newest first")
+	}
+	m := regexp.MustCompile(`rel="next" href="([^"]+)"`).FindStringSubmatch(r.Body)
+	if m == nil {
+		t.Fatal("no next page of decisions")
+	}
+	r = b.Get(strings.ReplaceAll(m[1], "&amp;", "&"))
+	r.MustContain(t, "Hold: decision number 4.", "Hold: decision number 0.")
+	if strings.Contains(r.Body, "decision number 5.") {
+		t.Fatal("the second page repeats decisions")
+	}
 }
