@@ -15,7 +15,7 @@
 // connections, cycling through all devices, over plain HTTP and over TLS
 // with a session cache. The rate doubles until a step fails (an error, a
 // request that could not be sent, or p99 over 100 ms), is bisected, and is
-// confirmed by a run three steps long. A fleet of N devices polling every
+// confirmed by a run of at least 35 s (so it spans a last-seen flush). A fleet of N devices polling every
 // 5 minutes sends N/300 check-ins per second, so the rate found times 300
 // is the fleet size. The same search runs against bench/checkin's bare
 // net/http handler (same response size and headers) in the same run, and

@@ -389,6 +389,7 @@ type loadgen struct {
 	conns                   int
 	warmup, step            time.Duration
 	offset                  int
+	expect                  string // text every answer contains; "" for the device API's
 }
 
 func (lg *loadgen) run(tb testing.TB, url string, rate float64, d time.Duration) loadResult {
@@ -398,6 +399,9 @@ func (lg *loadgen) run(tb testing.TB, url string, rate float64, d time.Duration)
 		"-conns", strconv.Itoa(lg.conns), "-offset", strconv.Itoa(lg.offset)}
 	if strings.HasPrefix(url, "https://") {
 		args = append(args, "-ca", lg.caFile)
+	}
+	if lg.expect != "" {
+		args = append(args, "-expect", lg.expect)
 	}
 	lg.offset += int(rate * (d + lg.warmup).Seconds())
 	var stdout, stderr bytes.Buffer

@@ -97,6 +97,7 @@ func run() error {
 		openRate   = flag.Float64("open-rate", 2000, "longpoll: new connections per second")
 		sourceIPs  = flag.Int("source-ips", 1, "spread connections over this many loopback source addresses (127.0.0.1, .2, …) to pass the ephemeral-port limit")
 		reportStep = flag.Int("report-every", 5000, "longpoll: print progress every this many opened connections")
+		expect     = flag.String("expect", `"poll_after_seconds"`, "text every 200 answer must contain")
 	)
 	flag.Parse()
 	res := &Result{Mode: *mode}
@@ -109,6 +110,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	g.expect = []byte(*expect)
 	cpu0 := cpuTime()
 	switch *mode {
 	case "checkin":
@@ -169,6 +171,7 @@ func readTokens(path string) ([]string, error) {
 
 type gen struct {
 	base    string
+	expect  []byte
 	tr      *http.Transport
 	client  *http.Client
 	conns   atomic.Int64
@@ -242,7 +245,7 @@ func (g *gen) checkIn(ctx context.Context, token, query string) error {
 	if err != nil {
 		return err
 	}
-	if resp.StatusCode != http.StatusOK || !bytes.Contains(body, []byte(`"poll_after_seconds"`)) {
+	if resp.StatusCode != http.StatusOK || !bytes.Contains(body, g.expect) {
 		return fmt.Errorf("status %d: %.200s", resp.StatusCode, body)
 	}
 	return nil
