@@ -100,6 +100,7 @@ func commands() []*command {
 		tokenCommand(),
 		userCommand(),
 		auditCommand(),
+		reportCommand(),
 		simCommand(),
 		versionCommand(),
 	}

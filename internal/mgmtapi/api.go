@@ -163,6 +163,7 @@ func New(cfg Config) (*API, error) {
 		a.maxSize = DefaultMaxArtifactSize
 	}
 	a.routes = append(append(a.routeTable(), a.tufRoutes()...), a.campaignRoutes()...)
+	a.routes = append(a.routes, a.reportRoutes()...)
 	a.mux = http.NewServeMux()
 	for _, rt := range a.routes {
 		a.mux.Handle(rt.Method+" "+rt.Pattern, a.serveRoute(rt))

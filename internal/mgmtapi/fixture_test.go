@@ -128,6 +128,9 @@ func (e *env) requestFor(rt Route, fx fixture) req {
 		if rq, ok := e.tufRequestFor(rt, fx); ok {
 			return rq
 		}
+		if rq, ok := e.reportRequestFor(rt, fx); ok {
+			return rq
+		}
 		e.t.Fatalf("no test request for route %s %s: add one to requestFor", rt.Method, rt.Pattern)
 	}
 	path := strings.TrimPrefix(rt.Pattern, Prefix)
