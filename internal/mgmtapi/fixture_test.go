@@ -128,6 +128,9 @@ func (e *env) requestFor(rt Route, fx fixture) req {
 		if rq, ok := e.tufRequestFor(rt, fx); ok {
 			return rq
 		}
+		if rq, ok := e.preflightRequestFor(rt, fx); ok {
+			return rq
+		}
 		if rq, ok := e.reportRequestFor(rt, fx); ok {
 			return rq
 		}

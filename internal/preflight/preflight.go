@@ -1,6 +1,7 @@
 package preflight
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -122,7 +123,8 @@ type Report struct {
 	Scenarios []ScenarioResult `json:"scenarios"`
 	// Model states what the twin does and does not simulate.
 	Model []string `json:"model"`
-	// ElapsedMS is how long the simulation took.
+	// ElapsedMS is how long the simulation took (filled in by the caller,
+	// which owns the clock).
 	ElapsedMS int64 `json:"elapsed_ms"`
 }
 
@@ -204,8 +206,9 @@ func (in Input) Validate() error {
 	return nil
 }
 
-// Run simulates every scenario over Runs seeded runs.
-func Run(in Input) (Report, error) {
+// Run simulates every scenario over Runs seeded runs. It stops early with
+// the context's error when ctx is done.
+func Run(ctx context.Context, in Input) (Report, error) {
 	if in.Runs == 0 {
 		in.Runs = DefaultRuns
 	}
@@ -254,18 +257,29 @@ func Run(in Input) (Report, error) {
 	for range runtime.GOMAXPROCS(0) {
 		wg.Go(func() {
 			for j := range jobs {
+				if ctx.Err() != nil {
+					continue
+				}
 				s := newSim(m, in.Scenarios[j.k], [2]uint64{in.Seed, uint64(j.k)<<32 | uint64(j.i)})
 				results[j.k][j.i] = s.run()
 			}
 		})
 	}
+feed:
 	for k := range in.Scenarios {
 		for i := range in.Runs {
-			jobs <- job{k, i}
+			select {
+			case jobs <- job{k, i}:
+			case <-ctx.Done():
+				break feed
+			}
 		}
 	}
 	close(jobs)
 	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return Report{}, err
+	}
 	for k, sc := range in.Scenarios {
 		rep.Scenarios = append(rep.Scenarios, summarise(sc, results[k]))
 	}

@@ -1,0 +1,92 @@
+package mgmtapi
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+
+	"github.com/updraft/updraft/internal/apierror"
+	"github.com/updraft/updraft/internal/campaign"
+	"github.com/updraft/updraft/internal/preflight"
+)
+
+// Bounds on the work one pre-flight request may ask for.
+const (
+	// maxPreflightRuns caps ?runs.
+	maxPreflightRuns = 1000
+	// maxPreflightDevices caps the targeted fleet.
+	maxPreflightDevices = 2_000_000
+)
+
+// preflightSlot lets one pre-flight simulate at a time per process: the
+// simulation keeps every core busy for its duration, and a second request
+// waits (or gives up with its context) rather than halving both.
+var preflightSlot = make(chan struct{}, 1)
+
+// preflightAnswer is POST /campaigns/preflight: the preview the
+// simulation ran against and its report.
+type preflightAnswer struct {
+	Preview campaign.Preview `json:"preview"`
+	preflight.Report
+}
+
+// preflightCampaign checks a spec like the preview, builds the twin of the
+// fleet it targets and simulates its plan under the default scenarios.
+func (a *API) preflightCampaign(w http.ResponseWriter, r *http.Request, c *caller) error {
+	q := r.URL.Query()
+	runs := preflight.DefaultRuns
+	if v := q.Get("runs"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxPreflightRuns {
+			return apierror.New(http.StatusBadRequest, "bad_parameter", "runs must be a whole number from 1 to %d", maxPreflightRuns)
+		}
+		runs = n
+	}
+	seed := uint64(preflight.DefaultSeed)
+	if v := q.Get("seed"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil || n == 0 {
+			return apierror.New(http.StatusBadRequest, "bad_parameter", "seed must be a positive whole number")
+		}
+		seed = n
+	}
+	s, err := a.decodeSpec(w, r)
+	if err != nil {
+		return err
+	}
+	ctx := r.Context()
+	pv, err := campaign.Check(ctx, a.store, c.tenant(), s)
+	if err != nil {
+		return problemsError(err)
+	}
+	pv = previewView(pv)
+	if pv.Targets > maxPreflightDevices {
+		return apierror.New(http.StatusBadRequest, "too_many_devices", "the campaign targets %d devices; a pre-flight simulates at most %d", pv.Targets, maxPreflightDevices)
+	}
+	now := a.now()
+	fleet, err := preflight.Gather(ctx, a.store, c.tenant(), s, pv, now)
+	if err != nil {
+		return err
+	}
+	start := now
+	if st := s.Schedule.Start; st != nil && st.After(now) {
+		start = st.UTC()
+	}
+	select {
+	case preflightSlot <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-preflightSlot }()
+	began := a.clock.Now()
+	rep, err := preflight.Run(ctx, preflight.Input{Spec: s, Plan: pv.Plan, Fleet: fleet, Start: start, Runs: runs, Seed: seed})
+	switch {
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return err
+	case err != nil:
+		return apierror.New(http.StatusBadRequest, "invalid_preflight", "%v", err)
+	}
+	rep.ElapsedMS = a.clock.Now().Sub(began).Milliseconds()
+	return ok(w, preflightAnswer{Preview: pv, Report: rep})
+}
