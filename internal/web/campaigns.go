@@ -91,15 +91,15 @@ type apiCampaign struct {
 	LastDecision *store.CampaignDecision `json:"last_decision"`
 }
 
-// deviceStates orders the campaign device states in bars and tables:
+// cdStateOrder orders the campaign device states in bars and tables:
 // done, in progress, waiting, then the ways a device drops out.
-var deviceStates = []store.CampaignDeviceState{
+var cdStateOrder = []store.CampaignDeviceState{
 	store.CDSucceeded, store.CDAssigned, store.CDQueued, store.CDFailed, store.CDRolledBack,
 	store.CDTimedOut, store.CDCanceled, store.CDSuperseded, store.CDSkipped, store.CDExcluded,
 }
 
-// stateCount is how many devices are in one state.
-type stateCount struct {
+// cdCount is how many devices are in one state.
+type cdCount struct {
 	State string
 	N     int
 }
@@ -111,7 +111,7 @@ type progressRow struct {
 	Planned  int
 	Total    int
 	Done     int // succeeded
-	Counts   []stateCount
+	Counts   []cdCount
 	Bar      template.HTML
 	Current  bool
 	Approval bool
@@ -138,8 +138,8 @@ type gateChart struct {
 	Chart       LineChart
 }
 
-// decisionView is one stored engine decision.
-type decisionView struct {
+// engineDecision is one stored engine decision.
+type engineDecision struct {
 	Seq     int64
 	At      time.Time
 	Step    string
@@ -150,8 +150,8 @@ type decisionView struct {
 	Alpha   float64
 }
 
-// commandView is an operator command the campaign's state allows.
-type commandView struct {
+// campaignCommandView is an operator command the campaign's state allows.
+type campaignCommandView struct {
 	Name    string
 	Label   string
 	Help    string
@@ -162,13 +162,13 @@ type commandView struct {
 
 type campaignView struct {
 	C          apiCampaign
-	Spec       []fact
+	Spec       []specFact
 	SpecErr    string
 	Progress   progressView
 	Gates      []gateChart
-	Decisions  []decisionView
+	Decisions  []engineDecision
 	NextURL    string
-	Commands   []commandView
+	Commands   []campaignCommandView
 	Notice     string
 	Error      string
 	LiveURL    string
@@ -177,8 +177,8 @@ type campaignView struct {
 	IsRollback bool
 }
 
-// fact is one line of the spec summary.
-type fact struct {
+// specFact is one line of the spec summary.
+type specFact struct {
 	Label string
 	Value string
 	Href  string
@@ -222,8 +222,8 @@ func (u *UI) loadCampaign(ctx context.Context, s *Session, id string, gates bool
 	} else {
 		v.Spec = specFacts(v.C.Campaign, spec, plan)
 	}
-	v.StepName = stepName(v.C.Campaign, plan)
-	v.Progress = progress(v.C, plan)
+	v.StepName = campaignStepName(v.C.Campaign, plan)
+	v.Progress = campaignProgress(v.C, plan)
 	v.Commands = allowedCommands(v.C.Campaign)
 	if gates {
 		var out struct {
@@ -253,28 +253,28 @@ func (u *UI) loadDecisions(r *http.Request, s *Session, v *campaignView) error {
 	}
 	plan, _ := campaign.PlanOf(v.C.Campaign)
 	for _, d := range out.Items {
-		v.Decisions = append(v.Decisions, decisionOf(d, plan))
+		v.Decisions = append(v.Decisions, engineDecisionOf(d, plan))
 	}
 	v.NextURL = nextPage(r, out.Next)
 	return nil
 }
 
-// decisionDetail is the part of a stored decision's detail the page shows.
-type decisionDetail struct {
+// storedDecisionDetail is the part of a stored decision's detail the page shows.
+type storedDecisionDetail struct {
 	Tests []health.TestResult `json:"tests"`
 	Alpha float64             `json:"alpha"`
 }
 
-func decisionOf(d store.CampaignDecision, plan campaign.Resolved) decisionView {
-	dv := decisionView{Seq: d.Seq, At: d.At, Step: stepLabel(d.Step, plan), Verdict: d.Verdict, Action: d.Action, Summary: d.Summary}
-	var det decisionDetail
+func engineDecisionOf(d store.CampaignDecision, plan campaign.Resolved) engineDecision {
+	dv := engineDecision{Seq: d.Seq, At: d.At, Step: campaignStepLabel(d.Step, plan), Verdict: d.Verdict, Action: d.Action, Summary: d.Summary}
+	var det storedDecisionDetail
 	if len(d.Detail) > 0 && json.Unmarshal(d.Detail, &det) == nil {
 		dv.Tests, dv.Alpha = det.Tests, det.Alpha
 	}
 	return dv
 }
 
-func stepLabel(step int, plan campaign.Resolved) string {
+func campaignStepLabel(step int, plan campaign.Resolved) string {
 	switch {
 	case step == store.ControlStep:
 		return "control group"
@@ -286,15 +286,15 @@ func stepLabel(step int, plan campaign.Resolved) string {
 	return "step " + strconv.Itoa(step+1)
 }
 
-func stepName(c store.Campaign, plan campaign.Resolved) string {
+func campaignStepName(c store.Campaign, plan campaign.Resolved) string {
 	if c.State == store.CampaignDraft {
 		return "not started"
 	}
-	return stepLabel(c.Step, plan)
+	return campaignStepLabel(c.Step, plan)
 }
 
-// progress groups the campaign's tallies by wave and by stratum.
-func progress(c apiCampaign, plan campaign.Resolved) progressView {
+// campaignProgress groups the campaign's tallies by wave and by stratum.
+func campaignProgress(c apiCampaign, plan campaign.Resolved) progressView {
 	var pv progressView
 	halted := map[string]bool{}
 	for _, h := range c.HaltedStrata {
@@ -311,7 +311,7 @@ func progress(c apiCampaign, plan campaign.Resolved) progressView {
 		}
 		row.Current = c.State != store.CampaignDraft && !c.State.Terminal() &&
 			(st.Index == c.Step || (st.Index == store.ControlStep && c.Step >= len(plan.Steps)))
-		fillRow(&row, st.Devices)
+		fillProgressRow(&row, st.Devices)
 		pv.Waves = append(pv.Waves, row)
 	}
 	strata := map[string]map[string]int{}
@@ -336,36 +336,36 @@ func progress(c apiCampaign, plan campaign.Resolved) progressView {
 		if k == "" {
 			row.Name = "(all devices)"
 		}
-		fillRow(&row, strata[k])
+		fillProgressRow(&row, strata[k])
 		pv.Strata = append(pv.Strata, row)
 	}
 	pv.Total = progressRow{Name: "all devices", Planned: plan.Targets, ID: "campaign-total"}
-	fillRow(&pv.Total, total)
+	fillProgressRow(&pv.Total, total)
 	pv.Targeted = len(c.Tallies) > 0
 	return pv
 }
 
-func fillRow(row *progressRow, counts map[string]int) {
-	for _, st := range deviceStates {
+func fillProgressRow(row *progressRow, counts map[string]int) {
+	for _, st := range cdStateOrder {
 		if n := counts[string(st)]; n > 0 {
-			row.Counts = append(row.Counts, stateCount{State: string(st), N: n})
+			row.Counts = append(row.Counts, cdCount{State: string(st), N: n})
 			row.Total += n
 		}
 	}
 	// States the page does not know yet still count.
 	for st, n := range counts {
-		if n > 0 && !slices.Contains(deviceStates, store.CampaignDeviceState(st)) {
-			row.Counts = append(row.Counts, stateCount{State: st, N: n})
+		if n > 0 && !slices.Contains(cdStateOrder, store.CampaignDeviceState(st)) {
+			row.Counts = append(row.Counts, cdCount{State: st, N: n})
 			row.Total += n
 		}
 	}
 	row.Done = counts[string(store.CDSucceeded)]
-	row.Bar = stackedBar(row.Counts, max(row.Total, row.Planned))
+	row.Bar = stateBar(row.Counts, max(row.Total, row.Planned))
 }
 
-// stackedBar draws a row's devices by state as one bar of width scale
+// stateBar draws a row's devices by state as one bar of width scale
 // devices; the rest of the bar (planned but not yet targeted) stays empty.
-func stackedBar(counts []stateCount, scale int) template.HTML {
+func stateBar(counts []cdCount, scale int) template.HTML {
 	const w, h = 360, 14
 	var b strings.Builder
 	title := make([]string, 0, len(counts))
@@ -403,7 +403,7 @@ func gateCharts(ds []store.CampaignDecision) []gateChart {
 	byKey := map[string]*series{}
 	var order []string
 	for i := len(ds) - 1; i >= 0; i-- {
-		var det decisionDetail
+		var det storedDecisionDetail
 		if len(ds[i].Detail) == 0 || json.Unmarshal(ds[i].Detail, &det) != nil {
 			continue
 		}
@@ -459,7 +459,7 @@ func gateTitle(t health.TestResult) string {
 }
 
 // Operator commands, in the order the page shows them.
-var campaignCommands = []commandView{
+var campaignCommands = []campaignCommandView{
 	{Name: "start", Label: "Start", Help: "Check the campaign against the fleet again and start dispatching."},
 	{Name: "approve", Label: "Approve next wave", Help: "Let the current step pass once its soak and health tests allow."},
 	{Name: "pause", Label: "Pause", Help: "Stop handing the release to new devices; devices already updating carry on."},
@@ -475,7 +475,7 @@ var campaignCommands = []commandView{
 
 // allowedCommands are the commands the campaign's state allows (the same
 // rules as internal/campaign; the API has the last word).
-func allowedCommands(c store.Campaign) []commandView {
+func allowedCommands(c store.Campaign) []campaignCommandView {
 	active := c.State == store.CampaignRunning || c.State == store.CampaignWaitingApproval
 	rollout := c.Kind == store.CampaignKindRollout
 	ok := map[string]bool{
@@ -488,7 +488,7 @@ func allowedCommands(c store.Campaign) []commandView {
 		"abort":    !c.State.Terminal(),
 		"rollback": rollout && c.FinalizedAt == nil && c.State != store.CampaignDraft && c.State != store.CampaignAborted,
 	}
-	var out []commandView
+	var out []campaignCommandView
 	for _, cmd := range campaignCommands {
 		if ok[cmd.Name] {
 			out = append(out, cmd)
@@ -585,12 +585,12 @@ func (u *UI) campaignLive(w http.ResponseWriter, r *http.Request, s *Session) er
 }
 
 // specFacts summarizes a campaign's spec in plain words.
-func specFacts(c store.Campaign, s campaign.Spec, plan campaign.Resolved) []fact {
-	var fs []fact
-	add := func(label, value string) { fs = append(fs, fact{Label: label, Value: value}) }
-	fs = append(fs, fact{Label: "Release", Value: c.Version, Href: Prefix + "releases/" + url.PathEscape(c.ReleaseID)})
+func specFacts(c store.Campaign, s campaign.Spec, plan campaign.Resolved) []specFact {
+	var fs []specFact
+	add := func(label, value string) { fs = append(fs, specFact{Label: label, Value: value}) }
+	fs = append(fs, specFact{Label: "Release", Value: c.Version, Href: Prefix + "releases/" + url.PathEscape(c.ReleaseID)})
 	if c.RollbackOf != "" {
-		fs = append(fs, fact{Label: "Rolls back", Value: c.RollbackOf, Href: Prefix + "campaigns/" + url.PathEscape(c.RollbackOf)})
+		fs = append(fs, specFact{Label: "Rolls back", Value: c.RollbackOf, Href: Prefix + "campaigns/" + url.PathEscape(c.RollbackOf)})
 	}
 	sel := s.Selector
 	if sel == "" {

@@ -162,3 +162,26 @@ func signIn(t testing.TB, e *webtest.Env, name string, role store.Role) *webtest
 	b.Login(name, pw)
 	return b
 }
+
+// httpGet fetches a management API path as the first admin; a status
+// other than 200 is an error.
+func httpGet(e *webtest.Env, path string) ([]byte, error) {
+	req, err := http.NewRequest(http.MethodGet, e.URL+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+e.AdminToken)
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %d %s", path, resp.StatusCode, b)
+	}
+	return b, nil
+}
