@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/updraft/updraft/internal/reliability"
 	"github.com/updraft/updraft/internal/testenv"
@@ -37,7 +38,7 @@ func scenario(t *testing.T, database string, seed uint64) {
 	t.Helper()
 	var progress strings.Builder
 	rep, err := reliability.Run(context.Background(), reliability.Config{
-		Binary: binary, Dir: t.TempDir(), Database: database, Devices: 120, Seed: seed, TimeScale: 120,
+		Binary: binary, Dir: t.TempDir(), Database: database, Devices: 120, Seed: seed, TimeScale: 200, MinSoak: 15 * time.Minute,
 		Faults:   reliability.StandardFaults(),
 		Progress: func(format string, args ...any) { fmt.Fprintf(&progress, format+"\n", args...) },
 	})

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
@@ -68,6 +69,8 @@ type Config struct {
 	// TimeScale is how much faster than real time the scenario runs [120].
 	TimeScale float64
 	Faults    Faults
+	// MinSoak is the campaigns' minimum soak per wave [1h].
+	MinSoak time.Duration
 	// Budget bounds each phase in simulated time [24h].
 	Budget time.Duration
 	// Deadline bounds the whole run in real time, as a failure timeout
@@ -180,6 +183,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	if cfg.TimeScale <= 0 {
 		cfg.TimeScale = 120
+	}
+	if cfg.MinSoak <= 0 {
+		cfg.MinSoak = time.Hour
 	}
 	if cfg.Budget <= 0 {
 		cfg.Budget = 24 * time.Hour
@@ -507,11 +513,17 @@ func (r *run) publish(ctx context.Context, version string, security int64) error
 func badSpec(cfg Config) campaign.Spec {
 	return campaign.Spec{
 		Name: "bad-" + Bad, Release: Bad, Strata: []string{store.CountByDeviceType},
-		Plan:      campaign.Plan{Waves: []float64{10, 50, 100}},
-		Health:    campaign.Health{MinSoak: campaign.Duration(time.Hour)},
+		Plan:      campaign.Plan{Waves: []float64{firstWave(cfg.Devices), 50, 100}},
+		Health:    campaign.Health{MinSoak: campaign.Duration(cfg.MinSoak)},
 		OnFailure: campaign.Failure{Action: campaign.FailRollback},
 		Seed:      int64(cfg.Seed),
 	}
+}
+
+// firstWave is the first wave's percentage: about a dozen devices in a
+// small fleet, 1 % of a large one.
+func firstWave(devices int) float64 {
+	return min(10, max(1, math.Round(1200/float64(devices))))
 }
 
 // goodSpec is the campaign of the good release. Power cuts before commit
@@ -527,7 +539,7 @@ func goodSpec(cfg Config) campaign.Spec {
 	return campaign.Spec{
 		Name: "good-" + Good, Release: Good,
 		Plan:      campaign.Plan{Waves: []float64{20, 100}},
-		Health:    campaign.Health{MinSoak: campaign.Duration(time.Hour), GuardrailK: k, BaselineSLO: slo},
+		Health:    campaign.Health{MinSoak: campaign.Duration(cfg.MinSoak), GuardrailK: k, BaselineSLO: slo},
 		OnFailure: campaign.Failure{Action: campaign.FailRollback},
 		Seed:      int64(cfg.Seed),
 	}
@@ -600,7 +612,11 @@ func (r *run) haltFacts(ctx context.Context, c campaignView) error {
 		return err
 	}
 	var halt time.Time
-	for _, d := range ds.Items {
+	for i := len(ds.Items) - 1; i >= 0; i-- {
+		d := ds.Items[i]
+		if d.Verdict != "hold" {
+			r.cfg.Progress("bad campaign decision at %s (step %d): %s: %s", d.At.Sub(*c.StartedAt).Round(time.Second), d.Step, d.Action, d.Summary)
+		}
 		if d.Verdict == "halt" && (halt.IsZero() || d.At.Before(halt)) {
 			halt = d.At
 		}

@@ -20,8 +20,12 @@ import (
 )
 
 // Build compiles ./cmd/updraft of the module that contains this package
-// into dir and returns the binary's path.
+// into dir and returns the binary's path. UPDRAFT_RELIABILITY_BINARY
+// names a binary to use instead (one built elsewhere, or a release).
 func Build(ctx context.Context, dir string) (string, error) {
+	if bin := os.Getenv("UPDRAFT_RELIABILITY_BINARY"); bin != "" {
+		return bin, nil
+	}
 	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
 	if err != nil {
 		return "", fmt.Errorf("find the module: %w", err)
