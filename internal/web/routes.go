@@ -7,6 +7,7 @@ func (u *UI) routes() []route {
 	for _, area := range [][]route{
 		u.sessionRoutes(),
 		u.campaignRoutes(),
+		u.campaignNewRoutes(),
 		u.releaseRoutes(),
 	} {
 		rs = append(rs, area...)

@@ -61,3 +61,46 @@
     });
   });
 })();
+
+// <form data-preview-url="/ui/campaigns/preview" data-preview-target="ID">:
+// as the form is edited, fetches a preview of what it would do (the form's
+// fields as the query, never its CSRF token) and puts it in place of the
+// element with that id. Bumps data-previews on the new element.
+(function () {
+  "use strict";
+  document.querySelectorAll("form[data-preview-url]").forEach(function (form) {
+    var id = form.getAttribute("data-preview-target");
+    var timer = null;
+    var seq = 0;
+    function update() {
+      var mine = ++seq;
+      var q = new URLSearchParams();
+      new FormData(form).forEach(function (v, k) {
+        if (k !== "csrf" && typeof v === "string") {
+          q.append(k, v);
+        }
+      });
+      fetch(form.getAttribute("data-preview-url") + "?" + q.toString(), {
+        credentials: "same-origin", headers: { Accept: "text/html" }
+      })
+        .then(function (r) { return r.ok ? r.text() : null; })
+        .then(function (html) {
+          var out = document.getElementById(id);
+          if (html === null || mine !== seq || !out) {
+            return;
+          }
+          out.outerHTML = html;
+          var fresh = document.getElementById(id);
+          if (fresh) {
+            fresh.setAttribute("data-previews", String(mine));
+          }
+        });
+    }
+    function later() {
+      clearTimeout(timer);
+      timer = setTimeout(update, 300);
+    }
+    form.addEventListener("input", later);
+    form.addEventListener("change", later);
+  });
+})();
