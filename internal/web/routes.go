@@ -9,6 +9,7 @@ func (u *UI) routes() []route {
 		u.campaignRoutes(),
 		u.campaignNewRoutes(),
 		u.releaseRoutes(),
+		u.auditRoutes(), u.reportRoutes(),
 	} {
 		rs = append(rs, area...)
 	}
