@@ -23,7 +23,7 @@ import (
 )
 
 func campaignCommand() *command {
-	cmds := []*command{campaignCreateCommand(), campaignListCommand(), campaignShowCommand(), campaignWatchCommand()}
+	cmds := []*command{campaignCreateCommand(), campaignPreflightCommand(), campaignListCommand(), campaignShowCommand(), campaignWatchCommand()}
 	for _, c := range []struct{ name, short string }{
 		{"start", "start a draft campaign (it is checked against the fleet again)"},
 		{"pause", "stop handing the release to new devices"},
@@ -202,12 +202,83 @@ func (f timeFlag) Set(v string) error {
 	return nil
 }
 
+// specFlags are the flags that build a campaign spec; create and
+// preflight take the same ones.
+type specFlags struct {
+	s                campaign.Spec
+	file             string
+	minSoak, timeout time.Duration
+}
+
+func (f *specFlags) register(fs *flag.FlagSet) {
+	s := &f.s
+	fs.StringVar(&f.file, "file", "", "JSON campaign spec `file` (- for stdin)")
+	fs.StringVar(&s.Selector, "selector", "", "device filter `expression` choosing the targets (default: all accepted devices)")
+	fs.Var(listFlag{&s.Strata}, "strata", "device `fields` to stratify by (default device_type,hw_rev)")
+	fs.Var(stagingFlag{&s.Plan.Staging}, "staging", "staging wave `NAME=SELECTOR` needing approval (repeatable)")
+	fs.Var(percentsFlag{&s.Plan.Waves}, "waves", "production waves as cumulative `percentages`, e.g. 1,5,25,100 (default: from a power calculation)")
+	fs.Float64Var(&s.Plan.ControlPercent, "control", 0, "hold-back control group in `percent` of the targets (default 1)")
+	fs.BoolVar(&s.Plan.ApproveWaves, "approve-waves", false, "every production wave after the first needs approval")
+	fs.Float64Var(&s.Pacing.PerMinute, "per-minute", 0, "most devices handed the release per `minute` (0: no limit)")
+	fs.Float64Var(&s.Pacing.RampFactor, "ramp", 0, "multiply the rate by this `factor` every --ramp-every")
+	fs.Var(durationFlag{(*time.Duration)(&s.Pacing.RampEvery)}, "ramp-every", "ramp `interval`")
+	fs.IntVar(&s.Pacing.MaxInFlight, "max-in-flight", 0, "most devices updating at once (`count`; 0: no cap)")
+	fs.Var(windowFlag{&s.Schedule.Windows}, "window", "maintenance window in device local time, `HH:MM/DURATION[,DAY…]` (repeatable)")
+	fs.Var(timeFlag{&s.Schedule.Start}, "start-at", "start dispatching at this `time`")
+	fs.Var(timeFlag{&s.Schedule.End}, "end-at", "stop dispatching at this `time`")
+	fs.Var(timeFlag{&s.Schedule.Deadline}, "deadline", "after this `time` a critical release is forced")
+	fs.StringVar(&s.Health.Preset, "preset", "", "health policy `preset`: standard, strict or relaxed")
+	fs.DurationVar(&f.minSoak, "min-soak", 0, "soak `duration` of every wave before it may advance")
+	fs.StringVar(&s.OnFailure.Action, "on-failure", "", "`action` on a halt: halt or rollback")
+	fs.StringVar(&s.OnFailure.RollbackTo, "rollback-to", "", "`version` to roll back to (default: each device's previous one)")
+	fs.DurationVar(&f.timeout, "device-timeout", 0, "a device making no progress this `long` times out (default 24h)")
+	fs.BoolVar(&s.AllowBad, "allow-bad", false, "roll out a release marked bad (audited)")
+	fs.BoolVar(&s.RequireStagedRelease, "require-staged-release", false, "refuse unless the release passed the staging waves of an earlier campaign (or this one has its own)")
+	fs.BoolVar(&s.OverrideStaging, "override-staging", false, "start although the release rule would refuse (audited)")
+}
+
+// spec builds the spec from the file (if any), the flags and NAME RELEASE.
+func (f *specFlags) spec(e *Env, args []string) (campaign.Spec, error) {
+	spec := f.s
+	if f.file != "" {
+		var b []byte
+		var err error
+		if f.file == "-" {
+			b, err = io.ReadAll(io.LimitReader(e.Stdin, 1<<20))
+		} else {
+			b, err = os.ReadFile(f.file)
+		}
+		if err != nil {
+			return spec, fmt.Errorf("read spec: %w", err)
+		}
+		if spec, err = campaign.ParseSpec(b); err != nil {
+			return spec, usageErrorf("%v", err)
+		}
+		mergeSpec(&spec, f.s)
+	}
+	switch len(args) {
+	case 2:
+		spec.Name, spec.Release = args[0], args[1]
+	case 0:
+		if spec.Name == "" || spec.Release == "" {
+			return spec, usageErrorf("give NAME and RELEASE, or a --file with both")
+		}
+	default:
+		return spec, usageErrorf("give both NAME and RELEASE")
+	}
+	if f.minSoak > 0 {
+		spec.Health.MinSoak = campaign.Duration(f.minSoak)
+	}
+	if f.timeout > 0 {
+		spec.DeviceTimeout = campaign.Duration(f.timeout)
+	}
+	return spec, nil
+}
+
 func campaignCreateCommand() *command {
 	var (
-		s                campaign.Spec
-		file             string
-		preview, start   bool
-		minSoak, timeout time.Duration
+		sf             specFlags
+		preview, start bool
 	)
 	return &command{
 		name:  "create",
@@ -216,68 +287,18 @@ func campaignCreateCommand() *command {
 		help: `Give the spec as flags, or as a JSON file with --file (flags then fill
 in what the file leaves out). Everything that would stop the campaign from
 ever completing is reported before it is created. --preview only shows
-what it would target, per stratum, and its plan.`,
+what it would target, per stratum, and its plan; "campaign preflight"
+simulates it.`,
 		api: true,
 		flags: func(fs *flag.FlagSet) {
-			fs.StringVar(&file, "file", "", "JSON campaign spec `file` (- for stdin)")
-			fs.StringVar(&s.Selector, "selector", "", "device filter `expression` choosing the targets (default: all accepted devices)")
-			fs.Var(listFlag{&s.Strata}, "strata", "device `fields` to stratify by (default device_type,hw_rev)")
-			fs.Var(stagingFlag{&s.Plan.Staging}, "staging", "staging wave `NAME=SELECTOR` needing approval (repeatable)")
-			fs.Var(percentsFlag{&s.Plan.Waves}, "waves", "production waves as cumulative `percentages`, e.g. 1,5,25,100 (default: from a power calculation)")
-			fs.Float64Var(&s.Plan.ControlPercent, "control", 0, "hold-back control group in `percent` of the targets (default 1)")
-			fs.BoolVar(&s.Plan.ApproveWaves, "approve-waves", false, "every production wave after the first needs approval")
-			fs.Float64Var(&s.Pacing.PerMinute, "per-minute", 0, "most devices handed the release per `minute` (0: no limit)")
-			fs.Float64Var(&s.Pacing.RampFactor, "ramp", 0, "multiply the rate by this `factor` every --ramp-every")
-			fs.Var(durationFlag{(*time.Duration)(&s.Pacing.RampEvery)}, "ramp-every", "ramp `interval`")
-			fs.IntVar(&s.Pacing.MaxInFlight, "max-in-flight", 0, "most devices updating at once (`count`; 0: no cap)")
-			fs.Var(windowFlag{&s.Schedule.Windows}, "window", "maintenance window in device local time, `HH:MM/DURATION[,DAY…]` (repeatable)")
-			fs.Var(timeFlag{&s.Schedule.Start}, "start-at", "start dispatching at this `time`")
-			fs.Var(timeFlag{&s.Schedule.End}, "end-at", "stop dispatching at this `time`")
-			fs.Var(timeFlag{&s.Schedule.Deadline}, "deadline", "after this `time` a critical release is forced")
-			fs.StringVar(&s.Health.Preset, "preset", "", "health policy `preset`: standard, strict or relaxed")
-			fs.DurationVar(&minSoak, "min-soak", 0, "soak `duration` of every wave before it may advance")
-			fs.StringVar(&s.OnFailure.Action, "on-failure", "", "`action` on a halt: halt or rollback")
-			fs.StringVar(&s.OnFailure.RollbackTo, "rollback-to", "", "`version` to roll back to (default: each device's previous one)")
-			fs.DurationVar(&timeout, "device-timeout", 0, "a device making no progress this `long` times out (default 24h)")
-			fs.BoolVar(&s.AllowBad, "allow-bad", false, "roll out a release marked bad (audited)")
-			fs.BoolVar(&s.RequireStagedRelease, "require-staged-release", false, "refuse unless the release passed the staging waves of an earlier campaign (or this one has its own)")
-			fs.BoolVar(&s.OverrideStaging, "override-staging", false, "start although the release rule would refuse (audited)")
+			sf.register(fs)
 			fs.BoolVar(&preview, "preview", false, "only show what the campaign would do")
 			fs.BoolVar(&start, "start", false, "start the campaign once created")
 		},
 		run: func(ctx context.Context, e *Env, args []string) error {
-			spec := s
-			if file != "" {
-				var b []byte
-				var err error
-				if file == "-" {
-					b, err = io.ReadAll(io.LimitReader(e.Stdin, 1<<20))
-				} else {
-					b, err = os.ReadFile(file)
-				}
-				if err != nil {
-					return fmt.Errorf("read spec: %w", err)
-				}
-				if spec, err = campaign.ParseSpec(b); err != nil {
-					return usageErrorf("%v", err)
-				}
-				mergeSpec(&spec, s)
-			}
-			switch len(args) {
-			case 2:
-				spec.Name, spec.Release = args[0], args[1]
-			case 0:
-				if spec.Name == "" || spec.Release == "" {
-					return usageErrorf("give NAME and RELEASE, or a --file with both")
-				}
-			default:
-				return usageErrorf("give both NAME and RELEASE")
-			}
-			if minSoak > 0 {
-				spec.Health.MinSoak = campaign.Duration(minSoak)
-			}
-			if timeout > 0 {
-				spec.DeviceTimeout = campaign.Duration(timeout)
+			spec, err := sf.spec(e, args)
+			if err != nil {
+				return err
 			}
 			api, err := e.campaignAPI()
 			if err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/updraft/updraft/internal/campaign"
@@ -56,8 +57,8 @@ const (
 //   - install-failure, rollback and time-out rates: the outcomes of recent
 //     campaigns of releases not marked bad (per stratum when it has
 //     enough, else pooled), else the previous release's outcomes, else the
-//     baseline SLO; devices not seen within the device timeout count as
-//     time-outs when history has none;
+//     baseline SLO; devices not seen (or enrolled) within the device
+//     timeout count as time-outs when history has none;
 //   - event rates per rate test: the sampled devices' telemetry over the
 //     last week, else DefaultCrashRate, DefaultRebootRate or
 //     DefaultOtherRate;
@@ -120,7 +121,13 @@ func Gather(ctx context.Context, st Reader, tenant string, spec campaign.Spec, p
 					telemetryStratum = append(telemetryStratum, i)
 				}
 			}
-			if d.LastSeenAt == nil || now.Sub(*d.LastSeenAt) > spec.DeviceTimeout.D() {
+			// Enrolling is a contact too: a device never seen since
+			// counts from its enrollment.
+			last := d.CreatedAt
+			if d.LastSeenAt != nil && d.LastSeenAt.After(last) {
+				last = *d.LastSeenAt
+			}
+			if now.Sub(last) > spec.DeviceTimeout.D() {
 				s.unreachable++
 			}
 			total++
@@ -165,8 +172,8 @@ func Gather(ctx context.Context, st Reader, tenant string, spec campaign.Spec, p
 			}
 			unreachable += samples[i].unreachable
 		}
-		f.Notes = append(f.Notes, fmt.Sprintf("%d of %d sampled targets were not seen within the device timeout (%v); that share of each stratum is assumed to time out.",
-			unreachable, total, spec.DeviceTimeout.D()))
+		f.Notes = append(f.Notes, fmt.Sprintf("%d of %d sampled targets were not seen (nor enrolled) within the device timeout (%v); that share of each stratum is assumed to time out.",
+			unreachable, total, short(spec.DeviceTimeout.D())))
 	}
 	return f, nil
 }
@@ -254,7 +261,7 @@ func gatherTelemetry(ctx context.Context, st Reader, tenant string, spec campaig
 		f.Sources["rates"] = "default"
 		f.Sources["telemetry_share"] = "registry"
 		f.Notes = append(f.Notes, fmt.Sprintf("No telemetry in the last %v: event rates are the defaults (crash %g, reboot %g, other %g per device-hour) and every native agent is assumed to send telemetry.",
-			TelemetryWindow, DefaultCrashRate, DefaultRebootRate, DefaultOtherRate))
+			short(TelemetryWindow), DefaultCrashRate, DefaultRebootRate, DefaultOtherRate))
 		return nil
 	}
 	// Native agents that sent nothing in the window are not exposure.
@@ -290,7 +297,7 @@ func gatherTelemetry(ctx context.Context, st Reader, tenant string, spec campaig
 			f.Strata[i].Rates[m] = rate
 		}
 		f.Notes = append(f.Notes, fmt.Sprintf("%s rate from %.0f %s events in %.0f device-hours of %d reporting devices over the last %v (strata with fewer than %d events use the pooled rate).",
-			m, pooled, spec.Health.TelemetryOf(m), pooledHours, len(reporting), TelemetryWindow, minEvents))
+			m, pooled, spec.Health.TelemetryOf(m), pooledHours, len(reporting), short(TelemetryWindow), minEvents))
 	}
 	return nil
 }
@@ -395,11 +402,11 @@ func gatherHistory(ctx context.Context, st Reader, tenant string, spec campaign.
 	} else {
 		rate, src := spec.Health.BaselineSLO, "default"
 		note := fmt.Sprintf("No campaign history: a good release is assumed to fail at the baseline SLO of %.2g%% (the rate the policy judges against), with no rollbacks; devices not seen within the device timeout (%v) are assumed to time out.",
-			100*rate, spec.DeviceTimeout.D())
+			100*rate, short(spec.DeviceTimeout.D()))
 		if pv.Plan.BaselineDevices > 0 {
 			rate, src = pv.Plan.Baseline, "previous_release"
 			note = fmt.Sprintf("No campaign history: a good release is assumed to fail like %s (%d of %d devices failed), with no rollbacks; devices not seen within the device timeout (%v) are assumed to time out.",
-				pv.Plan.BaselineVersion, pv.Plan.BaselineFailures, pv.Plan.BaselineDevices, spec.DeviceTimeout.D())
+				pv.Plan.BaselineVersion, pv.Plan.BaselineFailures, pv.Plan.BaselineDevices, short(spec.DeviceTimeout.D()))
 		}
 		for i := range f.Strata {
 			f.Strata[i].InstallFailure = rate
@@ -412,10 +419,22 @@ func gatherHistory(ctx context.Context, st Reader, tenant string, spec campaign.
 		sort.Slice(delays, func(i, j int) bool { return delays[i] < delays[j] })
 		f.Sources["report_delay"] = "history"
 		f.Notes = append(f.Notes, fmt.Sprintf("Report delays from %d recent assignments (median %v, p90 %v).",
-			len(delays), delays[len(delays)/2].Round(time.Minute), delays[len(delays)*9/10].Round(time.Minute)))
+			len(delays), short(delays[len(delays)/2].Round(time.Minute)), short(delays[len(delays)*9/10].Round(time.Minute))))
 	} else {
 		f.Sources["report_delay"] = "default"
-		f.Notes = append(f.Notes, fmt.Sprintf("No report delays in the history: devices are assumed to report %v to %v after dispatch (uniform).", DefaultDelayMin, DefaultDelayMax))
+		f.Notes = append(f.Notes, fmt.Sprintf("No report delays in the history: devices are assumed to report %v to %v after dispatch (uniform).", short(DefaultDelayMin), short(DefaultDelayMax)))
 	}
 	return nil
+}
+
+// short writes a duration without trailing zero units: 24h, 2h30m, 5m.
+func short(d time.Duration) string {
+	t := d.String()
+	if strings.HasSuffix(t, "m0s") {
+		t = strings.TrimSuffix(t, "0s")
+	}
+	if strings.HasSuffix(t, "h0m") {
+		t = strings.TrimSuffix(t, "0m")
+	}
+	return t
 }

@@ -353,7 +353,7 @@ func modelNotes(m *model) []string {
 	notes := []string{
 		"Devices are modelled statistically (counts per stratum, time zone and telemetry flag), not as running agents; `updraft sim` runs real agents.",
 		"Decisions are health.Evaluate under the campaign's policy with the engine's soak rule and stratum confinement; waves are split over strata by the engine's stratified allocation.",
-		fmt.Sprintf("Time advances in %v steps; the policy is judged every %v while evidence changes (the engine: every tick), so halts and exposure err late and high by up to that much.", Tick, evalEvery*Tick),
+		fmt.Sprintf("Time advances in %v steps; the policy is judged every %v while evidence changes (the engine: every tick), so halts and exposure err late and high by up to that much.", short(Tick), short(evalEvery*Tick)),
 		"Approvals (staging waves, approve_waves) are assumed to be given as soon as a step passes.",
 		"Rates are constant over the day; crash-looping devices and the per-device-day event cap are not modelled.",
 		"A device that times out reports after the device timeout whether or not it is inside a window.",
