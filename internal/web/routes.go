@@ -6,6 +6,8 @@ func (u *UI) routes() []route {
 	var rs []route
 	for _, area := range [][]route{
 		u.sessionRoutes(),
+		u.overviewRoutes(),
+		u.deviceRoutes(),
 		u.campaignRoutes(),
 		u.campaignNewRoutes(),
 		u.releaseRoutes(),
