@@ -84,6 +84,8 @@ func newAPIs(ctx context.Context, s *Server) (*apis, error) {
 			TelemetryRawRetention:    s.cfg.TelemetryRawRetention,
 			TelemetryHourlyRetention: s.cfg.TelemetryHourlyRetention,
 			PollInterval:             s.cfg.Timing.PollInterval,
+			LastSeenFlush:            s.cfg.Timing.LastSeenFlush,
+			MaintenanceInterval:      s.cfg.Timing.MaintenanceInterval,
 		},
 	})
 	if err != nil {

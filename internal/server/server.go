@@ -97,6 +97,10 @@ type Timing struct {
 	// EngineInterval is the rollout engine's tick and EngineLeaseTTL its
 	// lease [5s, 30s]; the lease must outlast a tick.
 	EngineInterval, EngineLeaseTTL time.Duration
+	// LastSeenFlush is how often devices' last-seen times are written and
+	// MaintenanceInterval how often pending enrollments expire and old
+	// telemetry is pruned [30s, 1m]: each is a write transaction.
+	LastSeenFlush, MaintenanceInterval time.Duration
 }
 
 // DefaultMaxArtifactSize is the default upload limit.
