@@ -44,7 +44,7 @@ import (
 
 // DefaultStepTimeout bounds one step (a navigation, a wait for a selector,
 // a click). Generous: CI runs the whole suite under -race on two cores.
-const DefaultStepTimeout = 20 * time.Second
+const DefaultStepTimeout = 30 * time.Second
 
 // startTimeout bounds starting chromium.
 const startTimeout = 60 * time.Second

@@ -27,6 +27,8 @@ type Env struct {
 	Server *server.Server
 	Store  store.Store
 	Clock  *clock.Fake
+	// Now is the server's clock: Clock, or the one given to StartWith.
+	Now clock.Clock
 	// Admin's one-time password (the admin must change it first).
 	AdminPassword string
 	AdminToken    string
@@ -36,9 +38,30 @@ type Env struct {
 // loopback port until the test ends. The server's clock is fake.
 func Start(t testing.TB) *Env {
 	t.Helper()
-	clk := clock.NewFake(time.Date(2026, 6, 1, 9, 0, 0, 0, time.UTC))
+	return StartWith(t, Options{})
+}
+
+// Options change the server StartWith runs.
+type Options struct {
+	// Clock replaces the fake clock: a sim.Accelerated clock for a test
+	// whose simulated devices need time to pass on its own. Env.Clock is
+	// then nil and Env.Now is this clock.
+	Clock clock.Clock
+	// Timing stretches the server's periodic work for such a clock.
+	Timing server.Timing
+}
+
+// StartWith is Start with options.
+func StartWith(t testing.TB, o Options) *Env {
+	t.Helper()
+	var fake *clock.Fake
+	var clk clock.Clock = o.Clock
+	if clk == nil {
+		fake = clock.NewFake(time.Date(2026, 6, 1, 9, 0, 0, 0, time.UTC))
+		clk = fake
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := server.New(ctx, server.Config{DataDir: t.TempDir(), Addr: "127.0.0.1:0", Clock: clk, Out: io.Discard})
+	srv, err := server.New(ctx, server.Config{DataDir: t.TempDir(), Addr: "127.0.0.1:0", Clock: clk, Out: io.Discard, Timing: o.Timing})
 	if err != nil {
 		cancel()
 		t.Fatal(err)
@@ -60,7 +83,7 @@ func Start(t testing.TB) *Env {
 	if ia == nil {
 		t.Fatal("server created no initial admin")
 	}
-	e := &Env{URL: "http://" + srv.Addr(), Server: srv, Store: srv.Store(), Clock: clk,
+	e := &Env{URL: "http://" + srv.Addr(), Server: srv, Store: srv.Store(), Clock: fake, Now: clk,
 		AdminPassword: ia.Password, AdminToken: ia.Token}
 	return e
 }
@@ -72,7 +95,7 @@ func (e *Env) AddUser(t testing.TB, name string, role store.Role, password strin
 	if err != nil {
 		t.Fatal(err)
 	}
-	now := e.Clock.Now()
+	now := e.Now.Now()
 	u, err := e.Store.CreateUser(context.Background(), store.User{
 		TenantID: store.DefaultTenant, ID: "usr_" + name, Name: name, Role: role, PasswordHash: hash,
 		CreatedAt: now, UpdatedAt: now,
