@@ -13,6 +13,7 @@ import (
 
 	"github.com/updraft/updraft/internal/campaign"
 	"github.com/updraft/updraft/internal/filter"
+	"github.com/updraft/updraft/internal/preflight"
 	"github.com/updraft/updraft/internal/store"
 	"github.com/updraft/updraft/internal/tufmeta"
 )
@@ -30,6 +31,7 @@ func (u *UI) campaignNewRoutes() []route {
 		{http.MethodGet, "campaigns/new", write, u.campaignNewPage},
 		{http.MethodPost, "campaigns/new", write, u.campaignCreate},
 		{http.MethodGet, "campaigns/preview", write, u.campaignPreviewFragment},
+		{http.MethodPost, "campaigns/new/preflight", write, u.campaignPreflight},
 	}
 }
 
@@ -271,8 +273,10 @@ type campaignNewView struct {
 	// is a line with ^ under its column.
 	SelectorError *filter.SyntaxError
 	SelectorCaret string
-	Error         string // an answer that is not a list of problems
+	Error         string // what failed, above the list of problems
 	Preview       *previewView
+	// Preflight is the pre-flight simulation's report, once run.
+	Preflight *preflightView
 }
 
 // previewView is the live preview fragment's data.
@@ -474,7 +478,7 @@ func (u *UI) campaignCreate(w http.ResponseWriter, r *http.Request, s *Session) 
 	err := s.API().Do(r.Context(), http.MethodPost, "/campaigns", nil, spec, &out)
 	var ae *APIError
 	if errors.As(err, &ae) && ae.Status < 500 && ae.Status != http.StatusUnauthorized {
-		return again(ae.Status, problemsOf(ae), ae.Message)
+		return again(ae.Status, problemsOf(ae), "The campaign was not created.")
 	}
 	if err != nil {
 		return err
@@ -518,4 +522,99 @@ func problemsOf(ae *APIError) campaign.Problems {
 		ps = append(ps, campaign.Problem{Message: ae.Message})
 	}
 	return ps
+}
+
+// preflightView is POST /api/v1/campaigns/preflight's report as the form
+// shows it.
+type preflightView struct {
+	preflight.Report
+	Rows []preflightRow
+}
+
+// preflightRow is one scenario's figures, formatted.
+type preflightRow struct {
+	Name, Kind                    string // Kind: "good" or "regression"
+	Halt, CampaignHalt            string // probabilities
+	HaltHours, Exposed, Affected  string // over the runs that halted
+	Completed, Duration, Unhalted string
+}
+
+func pctOf(p float64) string { return fmt.Sprintf("%.0f %%", 100*p) }
+
+func hoursOf(q preflight.Quantiles, n int) string {
+	if n == 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%.1f h / %.1f h", q.P50, q.P90)
+}
+
+func spreadOf(s preflight.Spread, n int) string {
+	if n == 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%.0f / %.0f", s.Mean, s.P90)
+}
+
+func newPreflightView(rep preflight.Report) *preflightView {
+	v := &preflightView{Report: rep}
+	for _, sc := range rep.Scenarios {
+		row := preflightRow{Name: sc.Scenario.Name, Kind: "regression",
+			Halt: pctOf(sc.HaltProbability), CampaignHalt: pctOf(sc.CampaignHaltProbability),
+			HaltHours: hoursOf(sc.HaltHours, sc.Halted), Exposed: spreadOf(sc.ExposedAtHalt, sc.Halted),
+			Affected:  spreadOf(sc.AffectedAtHalt, sc.Halted),
+			Completed: fmt.Sprintf("%d of %d", sc.Completed, rep.Runs), Duration: hoursOf(sc.DurationHours, sc.Completed),
+			Unhalted: spreadOf(sc.ExposedByTheEnd, rep.Runs)}
+		if sc.Scenario.Good() {
+			row.Kind = "good"
+		}
+		v.Rows = append(v.Rows, row)
+	}
+	return v
+}
+
+// campaignPreflight simulates the form's campaign (POST
+// /api/v1/campaigns/preflight) and shows the form again, inputs kept, with
+// the figures next to the preview. It creates nothing.
+func (u *UI) campaignPreflight(w http.ResponseWriter, r *http.Request, s *Session) error {
+	if err := r.ParseForm(); err != nil {
+		return &APIError{Status: http.StatusBadRequest, Code: "bad_form", Message: "The form could not be read."}
+	}
+	f := formOf(r.PostForm)
+	v, err := u.campaignNewView(r, s, f)
+	if err != nil {
+		return err
+	}
+	status := http.StatusOK
+	spec, ps := f.spec()
+	if spec.Name == "" {
+		spec.Name = "pre-flight" // a name is needed to create, not to simulate
+	}
+	if len(ps) == 0 {
+		var out struct {
+			preflight.Report
+		}
+		err := s.API().Do(r.Context(), http.MethodPost, "/campaigns/preflight", nil, spec, &out)
+		var ae *APIError
+		switch {
+		case errors.As(err, &ae) && ae.Status < 500 && ae.Status != http.StatusUnauthorized:
+			status = ae.Status
+			v.Error = "The pre-flight could not run."
+			ps = problemsOf(ae)
+		case err != nil:
+			return err
+		default:
+			v.Preflight = newPreflightView(out.Report)
+		}
+	} else {
+		status = http.StatusBadRequest
+	}
+	if len(ps) > 0 {
+		v.setProblems(ps)
+	}
+	pv, err := u.preview(r, s, v.Form)
+	if err != nil {
+		return err
+	}
+	v.Preview = &pv
+	return u.render(w, r, s, status, "campaign_new.html", "New campaign", v)
 }

@@ -201,3 +201,36 @@ func TestCampaignNewWithoutReleases(t *testing.T) {
 		t.Fatal("the form is offered without a release to roll out")
 	}
 }
+
+func TestCampaignNewPreflight(t *testing.T) {
+	t.Parallel()
+	er, op := newCampaignFleet(t)
+	op.Get("/ui/campaigns/new")
+	form := url.Values{"name": {""}, "release": {er.rel.ID}, "selector": {`device_type == "gw-200"`},
+		"strata": {"device_type", "hw_rev"}, "waves": {"25, 100"}, "control": {"0"}, "preset": {"standard"}}
+	r := op.Post("/ui/campaigns/new/preflight", form)
+	if r.Status != http.StatusOK {
+		t.Fatalf("pre-flight: status %d\n%s", r.Status, r.Body)
+	}
+	r.MustContain(t, `id="campaign-preflight"`, `id="preflight-scenarios"`, "simulated runs per scenario over a twin of the 8 targeted devices",
+		`<tr class="scenario-good"><td>good</td>`, `<tr class="scenario-regression"><td>3× fleet-wide</td>`,
+		`value="25, 100"`, "Nothing was created.")
+	items, _, err := er.e.Store.ListCampaigns(context.Background(), store.DefaultTenant, store.CampaignQuery{Page: store.Page{Limit: 10}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(items) != 0 {
+		t.Fatalf("a pre-flight created %d campaigns", len(items))
+	}
+	// A plan the API refuses is explained, not simulated.
+	op.Get("/ui/campaigns/new")
+	form.Set("selector", `hw_rev == "Z"`)
+	r = op.Post("/ui/campaigns/new/preflight", form)
+	if r.Status != http.StatusBadRequest {
+		t.Fatalf("refused pre-flight: status %d", r.Status)
+	}
+	r.MustContain(t, "The pre-flight could not run.", `id="err-selector"`, "matches no accepted device")
+	if strings.Contains(r.Body, `id="campaign-preflight"`) {
+		t.Fatal("figures shown for a refused pre-flight")
+	}
+}
