@@ -10,9 +10,11 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/updraft/updraft/internal/auth"
 	"github.com/updraft/updraft/internal/identity"
 	"github.com/updraft/updraft/internal/store"
 	"github.com/updraft/updraft/internal/web/webtest"
@@ -22,18 +24,35 @@ import (
 // up through the management API (with the first admin's token) and the
 // store, as an operator's tools would.
 
-// start runs a server whose first admin has chosen a password, so that
-// the admin's API token works.
+// tokens holds each test server's admin API token.
+var tokens sync.Map // *webtest.Env → string
+
+// start runs a server with an admin API token not tied to the first
+// admin (whose own token works only after a password change, which costs
+// two argon2 hashes per test).
 func start(t testing.TB) *webtest.Env {
 	t.Helper()
 	e := webtest.Start(t)
-	admin, err := e.Store.UserByName(context.Background(), store.DefaultTenant, "admin")
+	nt, err := auth.GenerateAPIToken()
 	if err != nil {
 		t.Fatal(err)
 	}
-	apiCall(t, e, http.StatusNoContent, "POST", "/users/"+admin.ID+"/password",
-		map[string]string{"current_password": e.AdminPassword, "password": "the admin's own password 7"}, nil)
+	if _, err := e.Store.CreateAPIToken(context.Background(), store.APIToken{
+		TenantID: store.DefaultTenant, ID: nt.ID, Name: "web-test", Role: store.RoleAdmin,
+		SecretHash: nt.SecretHash, CreatedAt: e.Clock.Now(),
+	}, store.Actor{Kind: store.ActorSystem, Name: "test"}, e.Clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	tokens.Store(e, nt.Token)
+	t.Cleanup(func() { tokens.Delete(e) })
 	return e
+}
+
+func adminToken(e *webtest.Env) string {
+	if tok, ok := tokens.Load(e); ok {
+		return tok.(string)
+	}
+	return e.AdminToken
 }
 
 // apiCall sends a request to the management API as the first admin and
@@ -57,7 +76,7 @@ func apiCall(t testing.TB, e *webtest.Env, want int, method, path string, body, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Authorization", "Bearer "+e.AdminToken)
+	req.Header.Set("Authorization", "Bearer "+adminToken(e))
 	if ctype != "" {
 		req.Header.Set("Content-Type", ctype)
 	}
@@ -170,7 +189,7 @@ func httpGet(e *webtest.Env, path string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Authorization", "Bearer "+e.AdminToken)
+	req.Header.Set("Authorization", "Bearer "+adminToken(e))
 	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
 	if err != nil {
 		return nil, err
