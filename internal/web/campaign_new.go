@@ -365,6 +365,11 @@ func (u *UI) campaignNewView(r *http.Request, s *Session, f campaignForm) (campa
 	if err != nil {
 		return campaignNewView{}, err
 	}
+	for _, rel := range rels {
+		if f.Release == rel.Version {
+			f.Release = rel.ID // the list's options are ids
+		}
+	}
 	if f.Release == "" && len(rels) > 0 {
 		f.Release = rels[0].ID
 	}
@@ -376,9 +381,14 @@ func (u *UI) campaignNewView(r *http.Request, s *Session, f campaignForm) (campa
 func (u *UI) campaignNewPage(w http.ResponseWriter, r *http.Request, s *Session) error {
 	f := newForm()
 	if q := r.URL.Query(); len(q) > 0 {
+		// A link may fill in some fields (a release's page sends
+		// ?release=VERSION); the others keep the form's defaults.
 		f = formOf(q)
-		if len(f.Strata) == 0 {
+		if !q.Has("strata") {
 			f.Strata = campaign.DefaultStrata()
+		}
+		if !q.Has("control") {
+			f.Control = newForm().Control
 		}
 	}
 	v, err := u.campaignNewView(r, s, f)

@@ -52,6 +52,11 @@ func TestCampaignNewFormPreviewsPerStratum(t *testing.T) {
 	if strings.Contains(r.Body, ">3.2.0") {
 		t.Fatal("a draft release is offered")
 	}
+	// A release's page links here with its version; the other fields keep
+	// their defaults.
+	r = op.Get("/ui/campaigns/new?release=3.1.0")
+	r.MustContain(t, `<option value="`+er.rel.ID+`" selected>3.1.0`, `name="control" value="1"`,
+		`name="strata" value="hw_rev" checked`, `id="f-preset-standard" checked`)
 
 	// The live preview as the selector is typed: per-stratum counts.
 	q := url.Values{"release": {er.rel.ID}, "selector": {`hw_rev == "B"`}, "strata": {"device_type", "hw_rev"}}
