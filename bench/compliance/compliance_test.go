@@ -17,6 +17,12 @@
 //
 // and -compliance.sizes=10000,100000 to choose the fleet sizes. It prints
 // each size's times, the ratio to the baseline and to the previous size.
+//
+// Figures from one run on the 2-core development machine while other
+// builds shared it (3 walks each): 10,000 devices — device list 688 ms,
+// report 892 ms (1.30×), exposed 928 ms (1.35×); 100,000 devices — device
+// list 6,807 ms, report 7,141 ms (1.05×), exposed 3,881 ms (0.57×); the
+// report grew 8.0× for 10× the devices.
 package compliance
 
 import (
