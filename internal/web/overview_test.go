@@ -126,3 +126,37 @@ func wantRow(t *testing.T, body, id, want string) {
 		t.Fatalf("row %s shows %q, want %q", id, m[1], want)
 	}
 }
+
+// TestOverviewLive: the live view sends the overview's figures, and sends
+// them again when the fleet changes.
+func TestOverviewLive(t *testing.T) {
+	t.Parallel()
+	e := start(t)
+	b := signIn(t, e, "vera", store.RoleViewer)
+	ch := openLive(t, e, b, "/ui/overview/live")
+	next := func(what string) sseEvent {
+		t.Helper()
+		deadline := time.NewTimer(15 * time.Second)
+		defer deadline.Stop()
+		select {
+		case ev, ok := <-ch:
+			if !ok {
+				t.Fatalf("live view closed before %s", what)
+			}
+			return ev
+		case <-deadline.C:
+			t.Fatalf("no live update with %s within 15 s", what)
+		}
+		return sseEvent{}
+	}
+	ev := next("the first frame")
+	if ev.ID != "overview-body" || !strings.Contains(ev.HTML, `id="overview-empty"`) {
+		t.Fatalf("first frame: %s\n%s", ev.ID, ev.HTML)
+	}
+	enroll(t, e, "LIVE-1", "gw-200", "B")
+	ev = next("the new device")
+	if ev.ID != "overview-body" || !strings.Contains(ev.HTML, `<p class="stat" id="overview-total">1</p>`) ||
+		!strings.Contains(ev.HTML, `<title>B: 1</title>`) {
+		t.Fatalf("frame after enrolling: %s\n%s", ev.ID, ev.HTML)
+	}
+}
