@@ -353,12 +353,16 @@ func (r *run) play(ctx context.Context) error {
 		return err
 	}
 	r.rep.Campaigns = append(r.rep.Campaigns, done.result(store.CampaignCompleted))
+	if _, err := r.decisions(ctx, done); err != nil {
+		return err
+	}
 	if done.StartedAt != nil && done.FinishedAt != nil {
 		r.rep.GoodDuration = done.FinishedAt.Sub(*done.StartedAt)
 	}
 	if err := r.quiesce(ctx, "the fleet settled after the good campaign"); err != nil {
 		return err
 	}
+	r.outcomes()
 	stop()
 	<-ran
 	ran <- nil // for the deferred receive
@@ -398,6 +402,26 @@ func (r *run) quiesce(ctx context.Context, what string) error {
 		}
 		return true, nil
 	})
+}
+
+// outcomes logs how the devices' last assignments ended, with a reason
+// of each kind of failure.
+func (r *run) outcomes() {
+	tally := map[string]int{}
+	reasons := map[string]string{}
+	for _, d := range r.fleet.Devices() {
+		if res := d.Status.Result; res != nil {
+			k := res.State + " " + res.ErrorCode
+			tally[k]++
+			if res.State != "succeeded" {
+				reasons[k] = res.Reason
+			}
+		}
+	}
+	r.cfg.Progress("last outcomes on the devices: %s", sortedVersions(tally))
+	for k, why := range reasons {
+		r.cfg.Progress("  %s, e.g.: %s", k, why)
+	}
 }
 
 // kill sends SIGKILL to the server and starts it again on the same data.
@@ -513,7 +537,7 @@ func (r *run) publish(ctx context.Context, version string, security int64) error
 func badSpec(cfg Config) campaign.Spec {
 	return campaign.Spec{
 		Name: "bad-" + Bad, Release: Bad, Strata: []string{store.CountByDeviceType},
-		Plan:      campaign.Plan{Waves: []float64{firstWave(cfg.Devices), 50, 100}},
+		Plan:      campaign.Plan{Waves: waves(cfg.Devices)},
 		Health:    campaign.Health{MinSoak: campaign.Duration(cfg.MinSoak)},
 		OnFailure: campaign.Failure{Action: campaign.FailRollback},
 		Seed:      int64(cfg.Seed),
@@ -524,6 +548,16 @@ func badSpec(cfg Config) campaign.Spec {
 // small fleet, 1 % of a large one.
 func firstWave(devices int) float64 {
 	return min(10, max(1, math.Round(1200/float64(devices))))
+}
+
+// waves is the bad campaign's plan: a first wave of about a dozen
+// devices, then growing fivefold.
+func waves(devices int) []float64 {
+	f := firstWave(devices)
+	if f < 5 {
+		return []float64{f, 5, 25, 100}
+	}
+	return []float64{f, 50, 100}
 }
 
 // goodSpec is the campaign of the good release. Power cuts before commit
@@ -607,19 +641,9 @@ func (r *run) startCampaign(ctx context.Context, spec campaign.Spec) (string, er
 // reached.
 func (r *run) haltFacts(ctx context.Context, c campaignView) error {
 	r.rep.Exposed = c.dispatched()
-	var ds client.List[store.CampaignDecision]
-	if err := r.call(ctx, http.MethodGet, "/campaigns/"+url.PathEscape(c.ID)+"/decisions?limit=1000", nil, &ds); err != nil {
+	halt, err := r.decisions(ctx, c)
+	if err != nil {
 		return err
-	}
-	var halt time.Time
-	for i := len(ds.Items) - 1; i >= 0; i-- {
-		d := ds.Items[i]
-		if d.Verdict != "hold" {
-			r.cfg.Progress("bad campaign decision at %s (step %d): %s: %s", d.At.Sub(*c.StartedAt).Round(time.Second), d.Step, d.Action, d.Summary)
-		}
-		if d.Verdict == "halt" && (halt.IsZero() || d.At.Before(halt)) {
-			halt = d.At
-		}
 	}
 	if !halt.IsZero() && c.StartedAt != nil {
 		r.rep.TimeToHalt = halt.Sub(*c.StartedAt)
@@ -631,9 +655,12 @@ func (r *run) haltFacts(ctx context.Context, c campaignView) error {
 		rev[d.Status.DeviceID] = d.Identity.HWRev
 	}
 	cursor := ""
+	tally := map[string]int{}
+	var unknown []string
 	for {
 		var page client.List[struct {
 			DeviceID string                    `json:"device_id"`
+			Step     int                       `json:"step"`
 			State    store.CampaignDeviceState `json:"state"`
 		}]
 		q := "/campaigns/" + url.PathEscape(c.ID) + "/devices?limit=1000"
@@ -651,12 +678,43 @@ func (r *run) haltFacts(ctx context.Context, c campaignView) error {
 					r.rep.ExposedBadRev++
 				}
 			}
+			tally[fmt.Sprintf("step %d rev %s %s", d.Step, rev[d.DeviceID], d.State)]++
+		}
+		for _, d := range page.Items {
+			if _, ok := rev[d.DeviceID]; !ok && len(unknown) < 5 {
+				unknown = append(unknown, d.DeviceID)
+			}
 		}
 		if page.Next == "" {
+			r.cfg.Progress("bad campaign devices at its halt: %s", sortedVersions(tally))
+			for _, id := range unknown {
+				dev, err := r.api.Device(ctx, id)
+				r.cfg.Progress("  a device the fleet does not know: %+v %v", dev, err)
+			}
 			return nil
 		}
 		cursor = page.Next
 	}
+}
+
+// decisions logs the campaign's decisions other than holds and returns
+// the time of its first halt (zero: none).
+func (r *run) decisions(ctx context.Context, c campaignView) (time.Time, error) {
+	var ds client.List[store.CampaignDecision]
+	if err := r.call(ctx, http.MethodGet, "/campaigns/"+url.PathEscape(c.ID)+"/decisions?limit=1000", nil, &ds); err != nil {
+		return time.Time{}, err
+	}
+	var halt time.Time
+	for i := len(ds.Items) - 1; i >= 0; i-- {
+		d := ds.Items[i]
+		if d.Verdict != "hold" && c.StartedAt != nil {
+			r.cfg.Progress("campaign %s decision at %s (step %d): %s: %s", c.Name, d.At.Sub(*c.StartedAt).Round(time.Second), d.Step, d.Action, d.Summary)
+		}
+		if d.Verdict == "halt" && (halt.IsZero() || d.At.Before(halt)) {
+			halt = d.At
+		}
+	}
+	return halt, nil
 }
 
 // call is a management API call the client package has no method for.
