@@ -9,6 +9,7 @@ import (
 	"github.com/updraft/updraft/internal/apierror"
 	"github.com/updraft/updraft/internal/campaign"
 	"github.com/updraft/updraft/internal/preflight"
+	"github.com/updraft/updraft/internal/store"
 )
 
 // Bounds on the work one pre-flight request may ask for.
@@ -80,7 +81,7 @@ func (a *API) preflightCampaign(w http.ResponseWriter, r *http.Request, c *calle
 	}
 	defer func() { <-preflightSlot }()
 	began := a.clock.Now()
-	rep, err := preflight.Run(ctx, preflight.Input{Spec: s, Plan: pv.Plan, Fleet: fleet, Start: start, Runs: runs, Seed: seed})
+	rep, err := preflight.Run(ctx, preflight.Input{Spec: s, Plan: pv.Plan, Fleet: fleet, Start: start, Critical: pv.Release.Severity == store.SeverityCritical, Runs: runs, Seed: seed})
 	switch {
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return err

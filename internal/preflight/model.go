@@ -48,7 +48,7 @@ type model struct {
 	base     health.Baseline
 	batch    int // most devices the engine dispatches per simulated tick
 	ramp     int // ticks per ramp step (0: none)
-	deadline int // tick after which windows no longer apply (-1: none)
+	deadline int // tick after which a critical release ignores windows (-1: none)
 	endTick  int // tick when dispatching stops (-1: never)
 }
 
@@ -70,7 +70,7 @@ func newModel(in Input) (*model, error) {
 		m.ramp = max(1, int(p.RampEvery.D()/Tick))
 	}
 	m.deadline, m.endTick = -1, -1
-	if d := in.Spec.Schedule.Deadline; d != nil {
+	if d := in.Spec.Schedule.Deadline; d != nil && in.Critical {
 		m.deadline = max(0, int(d.Sub(in.Start)/Tick))
 	}
 	if e := in.Spec.Schedule.End; e != nil {

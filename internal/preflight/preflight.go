@@ -96,6 +96,9 @@ type Input struct {
 	Fleet Fleet
 	// Start is when the campaign would start: windows are judged from it.
 	Start time.Time
+	// Critical is the release's severity being critical: only then does
+	// the schedule's deadline force it (windows no longer apply).
+	Critical bool
 	// Runs per scenario (default DefaultRuns, at most MaxRuns) and the
 	// seed of the first; run i of scenario k uses PCG(Seed, k<<32 | i).
 	Runs int

@@ -316,3 +316,30 @@ func manyStrata(n int) Fleet {
 	}
 	return f
 }
+
+// TestDeadlineForcesOnlyCriticalReleases: with a Sunday-only window and a
+// deadline an hour after a Monday start, a critical release dispatches
+// after the deadline while another waits for Sunday.
+func TestDeadlineForcesOnlyCriticalReleases(t *testing.T) {
+	t.Parallel()
+	s := spec()
+	s.Plan.Waves = []float64{100}
+	s.Schedule.Windows = []tufmeta.Window{{Start: "00:00", Duration: tufmeta.Duration(24 * time.Hour), Days: []time.Weekday{time.Sunday}}}
+	deadline := start.Add(time.Hour)
+	s.Schedule.Deadline = &deadline
+	f := testFleet(600)
+	in := Input{Spec: s, Plan: planFor(t, s, f), Fleet: f, Start: start, Runs: 4, Seed: 2, Scenarios: []Scenario{{Name: "good", Factor: 1}}}
+	durations := map[bool]float64{}
+	for _, critical := range []bool{false, true} {
+		in.Critical = critical
+		rep, err := Run(t.Context(), in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		durations[critical] = rep.Scenarios[0].DurationHours.P50
+	}
+	// Sunday 00:00 in New York is 125 hours after Monday 09:00 UTC.
+	if durations[true] > 24+6 || durations[false] < 100 {
+		t.Errorf("median durations: critical %.1f h, not critical %.1f h; want about a day and more than 100 h", durations[true], durations[false])
+	}
+}
