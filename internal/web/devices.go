@@ -24,6 +24,7 @@ func (u *UI) deviceRoutes() []route {
 		{http.MethodGet, "devices", signedIn, u.devicesPage},
 		{http.MethodGet, "devices/count", signedIn, u.deviceCount},
 		{http.MethodGet, "devices/{id}", signedIn, u.devicePage},
+		{http.MethodGet, "devices/{id}/live", signedIn, u.deviceLive},
 		{http.MethodPost, "devices/{id}/accept", write, u.deviceAction("accept")},
 		{http.MethodPost, "devices/{id}/reject", write, u.deviceAction("reject")},
 		{http.MethodPost, "devices/{id}/decommission", write, u.deviceAction("decommission")},
@@ -247,12 +248,50 @@ var deviceMetrics = []deviceMetric{
 const telemetryWindow = 7 * 24 * time.Hour
 
 func (u *UI) devicePage(w http.ResponseWriter, r *http.Request, s *Session) error {
-	ctx, api := r.Context(), s.API()
-	id := r.PathValue("id")
-	base := "/devices/" + url.PathEscape(id)
-	v := deviceView{Here: r.URL.RequestURI(), FirstPage: r.URL.Query().Get("after") == ""}
-	if err := api.Do(ctx, http.MethodGet, base, nil, nil, &v.D); err != nil {
+	v, err := u.device(r.Context(), s, r.PathValue("id"), r.URL.Query().Get("after"))
+	if err != nil {
 		return err
+	}
+	title := "Device " + v.D.Serial
+	if v.D.Serial == "" {
+		title = "Device " + v.D.ID
+	}
+	return u.render(w, r, s, http.StatusOK, "device.html", title, v)
+}
+
+// deviceFragments are the parts of the device page its live view sends.
+var deviceFragments = []string{"device-head", "device-facts", "device-telemetry", "device-history"}
+
+// deviceLive refreshes the device's state, facts, telemetry and the first
+// page of its history while the page is open.
+func (u *UI) deviceLive(w http.ResponseWriter, r *http.Request, s *Session) error {
+	id := r.PathValue("id")
+	return u.serveLive(w, r, func(ctx context.Context) ([]Fragment, error) {
+		v, err := u.device(ctx, s, id, "")
+		if err != nil {
+			return nil, err
+		}
+		var fs []Fragment
+		for _, name := range deviceFragments {
+			html, err := u.fragment("device.html", name, s, v)
+			if err != nil {
+				return nil, err
+			}
+			fs = append(fs, Fragment{ID: name, HTML: html})
+		}
+		return fs, nil
+	})
+}
+
+// device reads everything the device page shows; after is the cursor of
+// the history page.
+func (u *UI) device(ctx context.Context, s *Session, id, after string) (deviceView, error) {
+	api := s.API()
+	page := Prefix + "devices/" + url.PathEscape(id)
+	base := "/devices/" + url.PathEscape(id)
+	v := deviceView{Here: page, FirstPage: after == ""}
+	if err := api.Do(ctx, http.MethodGet, base, nil, nil, &v.D); err != nil {
+		return v, err
 	}
 	for k, val := range v.D.Attributes {
 		v.Attributes = append(v.Attributes, keyValue{k, val})
@@ -266,24 +305,26 @@ func (u *UI) devicePage(w http.ResponseWriter, r *http.Request, s *Session) erro
 	}
 
 	q := url.Values{"limit": {strconv.Itoa(historyPageSize)}}
-	if a := r.URL.Query().Get("after"); a != "" {
-		q.Set("after", a)
+	if after != "" {
+		q.Set("after", after)
 	}
 	var hist apiList[store.Assignment]
 	if err := api.Do(ctx, http.MethodGet, base+"/assignments", q, nil, &hist); err != nil {
-		return err
+		return v, err
 	}
-	v.HistoryNext = nextPage(r, hist.Next)
+	if hist.Next != "" {
+		v.HistoryNext = page + "?" + url.Values{"after": {hist.Next}}.Encode()
+	}
 	for _, a := range hist.Items {
 		var h assignmentHistory
 		if err := api.Do(ctx, http.MethodGet, "/assignments/"+url.PathEscape(a.ID), nil, nil, &h); err != nil {
-			return err
+			return v, err
 		}
 		v.History = append(v.History, h)
 	}
 	var gaps apiList[store.ReportGap]
 	if err := api.Do(ctx, http.MethodGet, base+"/report-gaps", nil, nil, &gaps); err != nil {
-		return err
+		return v, err
 	}
 	v.Gaps = gaps.Items
 
@@ -294,18 +335,14 @@ func (u *UI) devicePage(w http.ResponseWriter, r *http.Request, s *Session) erro
 		}
 		tq := url.Values{"metric": {m.Name}, "resolution": {"hourly"}, "from": {v.TelemetryAt.Format(time.RFC3339)}}
 		if err := api.Do(ctx, http.MethodGet, base+"/telemetry", tq, nil, &t); err != nil {
-			return err
+			return v, err
 		}
 		if len(t.Rollups) == 0 && !m.Always {
 			continue
 		}
 		v.Telemetry = append(v.Telemetry, metricSeries(m, t.Rollups))
 	}
-	title := "Device " + v.D.Serial
-	if v.D.Serial == "" {
-		title = "Device " + v.D.ID
-	}
-	return u.render(w, r, s, http.StatusOK, "device.html", title, v)
+	return v, nil
 }
 
 // metricSeries turns hourly roll-ups into a sparkline and a one-line

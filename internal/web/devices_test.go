@@ -286,3 +286,56 @@ func TestPendingDeviceAcceptByRole(t *testing.T) {
 		t.Fatalf("a post without a CSRF token changed the device to %s", st)
 	}
 }
+
+// TestDeviceLive: the device page's live view sends its parts, and the
+// history again when the device reports progress.
+func TestDeviceLive(t *testing.T) {
+	t.Parallel()
+	e := start(t)
+	id := enroll(t, e, "GW-LIVE", "gw-200", "B")
+	makeRelease(t, e, "1.0.0", "gw-200", []string{"B"}, false)
+	as := reportFailure(t, e, id, "1.0.0", e.Clock.Now())
+	b := signIn(t, e, "olga", store.RoleOperator)
+	r := b.Get("/ui/devices/" + id)
+	r.MustContain(t, `data-live="/ui/devices/`+id+`/live"`, `id="live-status"`)
+	ch := openLive(t, e, b, "/ui/devices/"+id+"/live")
+	deadline := time.NewTimer(15 * time.Second)
+	defer deadline.Stop()
+	next := func() sseEvent {
+		t.Helper()
+		select {
+		case ev, ok := <-ch:
+			if !ok {
+				t.Fatal("live view closed early")
+			}
+			return ev
+		case <-deadline.C:
+			t.Fatal("no live update within 15 s")
+		}
+		return sseEvent{}
+	}
+	seen := map[string]string{}
+	for len(seen) < 4 {
+		ev := next()
+		seen[ev.ID] = ev.HTML
+	}
+	for _, part := range []string{"device-head", "device-facts", "device-telemetry", "device-history"} {
+		if !strings.HasPrefix(strings.TrimSpace(seen[part]), `<`) || !strings.Contains(seen[part], `id="`+part+`"`) {
+			t.Fatalf("first frame part %s:\n%s", part, seen[part])
+		}
+	}
+	if !strings.Contains(seen["device-head"], `id="device-decommission"`) || !strings.Contains(seen["device-head"], `name="csrf"`) {
+		t.Fatalf("the operator's live head lacks the buttons:\n%s", seen["device-head"])
+	}
+	out, err := e.Store.RecordReports(context.Background(), []store.DeviceReports{{TenantID: store.DefaultTenant, DeviceID: id,
+		Reports: []store.StatusReport{{AssignmentID: as.ID, Seq: 1, State: store.AssignDownloading, Progress: 55, ReportedAt: e.Clock.Now()}}}}, e.Clock.Now())
+	if err != nil || out[0][0] != store.ReportApplied {
+		t.Fatalf("report: %v %v", out, err)
+	}
+	for {
+		ev := next()
+		if ev.ID == "device-history" && strings.Contains(ev.HTML, "55 %") {
+			return
+		}
+	}
+}
