@@ -27,9 +27,10 @@ type preflightAnswer struct {
 
 func campaignPreflightCommand() *command {
 	var (
-		sf   specFlags
-		runs int
-		seed uint64
+		sf      specFlags
+		runs    int
+		seed    uint64
+		regress string
 	)
 	return &command{
 		name:  "preflight",
@@ -43,7 +44,8 @@ delays; documented defaults where there is no history, and the output says
 which), and plays the plan — waves, windows, pacing and the health policy,
 through the same decision code the engine runs — over many seeded runs of a
 good release and of 1.5×, 2× and 3× regressions fleet-wide and confined to
-the smallest stratum. It prints the expected duration, the devices exposed
+the smallest stratum (--regress: of everything, of install failures only, or
+of one rate test). It prints the expected duration, the devices exposed
 before a halt, the detection probability and the chance of a false halt.
 
 The twin draws device counts, it does not run agents ("updraft sim" does).
@@ -53,6 +55,7 @@ Nothing is created and no device is touched. See docs/campaigns.md#pre-flight.`,
 			sf.register(fs)
 			fs.IntVar(&runs, "runs", preflight.DefaultRuns, "seeded runs per `scenario` (at most 1000)")
 			fs.Uint64Var(&seed, "seed", preflight.DefaultSeed, "`seed` of the runs (run i of scenario k uses PCG(seed, k<<32 | i))")
+			fs.StringVar(&regress, "regress", preflight.RegressAll, "what a regression multiplies: all, install, or a rate `test` such as crash")
 		},
 		run: func(ctx context.Context, e *Env, args []string) error {
 			spec, err := sf.spec(e, args)
@@ -72,7 +75,7 @@ Nothing is created and no device is touched. See docs/campaigns.md#pre-flight.`,
 			if e.HTTPClient == nil {
 				api.hc = &http.Client{Timeout: preflightTimeout}
 			}
-			q := url.Values{"runs": {strconv.Itoa(runs)}, "seed": {strconv.FormatUint(seed, 10)}}
+			q := url.Values{"runs": {strconv.Itoa(runs)}, "seed": {strconv.FormatUint(seed, 10)}, "regress": {regress}}
 			var out preflightAnswer
 			if err := api.call(ctx, "POST", "/campaigns/preflight", q, spec, &out); err != nil {
 				return err
@@ -169,7 +172,7 @@ func printPreflight(e *Env, spec campaign.Spec, a preflightAnswer) {
 			}
 		}
 	}
-	fmt.Fprintln(w, "  HALTED is the detection probability of a regression (any stratum or the campaign).")
+	fmt.Fprintf(w, "  HALTED is the detection probability of a regression (any stratum or the campaign); a regression multiplies %s.\n", regressed(a))
 	fmt.Fprintln(w, "\nModel:")
 	for _, n := range a.Model {
 		fmt.Fprintln(w, "  - "+n)
@@ -183,4 +186,25 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// regressed says what the regression scenarios multiply.
+func regressed(a preflightAnswer) string {
+	for _, r := range a.Scenarios {
+		if r.Scenario.Good() {
+			continue
+		}
+		if len(r.Scenario.Metrics) > 0 {
+			return "only " + strings.Join(r.Scenario.Metrics, ", ")
+		}
+		break
+	}
+	var rates []string
+	if len(a.Fleet.Strata) > 0 {
+		rates = sortedKeys(a.Fleet.Strata[0].Rates)
+	}
+	if len(rates) == 0 {
+		return "the install-failure rate"
+	}
+	return "the install-failure rate and the " + strings.Join(rates, ", ") + " rates"
 }

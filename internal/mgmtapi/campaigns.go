@@ -24,7 +24,7 @@ func (a *API) campaignRoutes() []Route {
 	rs := []Route{
 		{"POST", p("/campaigns"), ActionWrite, nil, a.createCampaign},
 		{"POST", p("/campaigns/preview"), ActionWrite, nil, a.previewCampaign},
-		{"POST", p("/campaigns/preflight"), ActionWrite, []string{"runs", "seed"}, a.preflightCampaign},
+		{"POST", p("/campaigns/preflight"), ActionWrite, []string{"runs", "seed", "regress"}, a.preflightCampaign},
 		{"GET", p("/campaigns"), ActionRead, append([]string{"state"}, page...), a.listCampaigns},
 		{"GET", p("/campaigns/{id}"), ActionRead, nil, a.getCampaign},
 		{"GET", p("/campaigns/{id}/decisions"), ActionRead, page, a.campaignDecisions},

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/updraft/updraft/internal/apierror"
 	"github.com/updraft/updraft/internal/campaign"
@@ -52,9 +53,21 @@ func (a *API) preflightCampaign(w http.ResponseWriter, r *http.Request, c *calle
 		}
 		seed = n
 	}
+	regress := q.Get("regress")
 	s, err := a.decodeSpec(w, r)
 	if err != nil {
 		return err
+	}
+	var metrics []string // nil: everything regresses
+	switch regress {
+	case "", preflight.RegressAll:
+	case preflight.RegressInstall:
+		metrics = []string{preflight.RegressInstall}
+	default:
+		if s.Health.TelemetryOf(regress) == "" {
+			return apierror.New(http.StatusBadRequest, "bad_parameter", "regress must be all, install or one of the policy's rate tests (%s)", rateTestNames(s))
+		}
+		metrics = []string{regress}
 	}
 	ctx := r.Context()
 	pv, err := campaign.Check(ctx, a.store, c.tenant(), s)
@@ -81,7 +94,8 @@ func (a *API) preflightCampaign(w http.ResponseWriter, r *http.Request, c *calle
 	}
 	defer func() { <-preflightSlot }()
 	began := a.clock.Now()
-	rep, err := preflight.Run(ctx, preflight.Input{Spec: s, Plan: pv.Plan, Fleet: fleet, Start: start, Critical: pv.Release.Severity == store.SeverityCritical, Runs: runs, Seed: seed})
+	rep, err := preflight.Run(ctx, preflight.Input{Spec: s, Plan: pv.Plan, Fleet: fleet, Start: start, Critical: pv.Release.Severity == store.SeverityCritical, Runs: runs, Seed: seed,
+		Scenarios: preflight.Scenarios(fleet, metrics)})
 	switch {
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return err
@@ -90,4 +104,16 @@ func (a *API) preflightCampaign(w http.ResponseWriter, r *http.Request, c *calle
 	}
 	rep.ElapsedMS = a.clock.Now().Sub(began).Milliseconds()
 	return ok(w, preflightAnswer{Preview: pv, Report: rep})
+}
+
+func rateTestNames(s campaign.Spec) string {
+	ms := s.Health.RateMetrics
+	if len(ms) == 0 {
+		ms = campaign.DefaultRateMetrics()
+	}
+	names := make([]string, len(ms))
+	for i, m := range ms {
+		names[i] = m.Name
+	}
+	return strings.Join(names, ", ")
 }

@@ -118,6 +118,7 @@ func TestPreflightThroughTheAPI(t *testing.T) {
 		{"runs not a number", "/campaigns/preflight?runs=many", spec, 400, "bad_parameter"},
 		{"negative seed", "/campaigns/preflight?seed=-4", spec, 400, "bad_parameter"},
 		{"unknown parameter", "/campaigns/preflight?scenarios=2", spec, 400, "bad_parameter"},
+		{"unknown regression", "/campaigns/preflight?regress=battery", spec, 400, "bad_parameter"},
 		{"unknown release", "/campaigns/preflight", map[string]any{"name": "x", "release": "9.9.9"}, 400, "invalid_campaign"},
 		{"unknown field", "/campaigns/preflight", map[string]any{"name": "x", "release": "2.0.0", "runs": 3}, 400, ""},
 		{"too large", "/campaigns/preflight", map[string]any{"name": strings.Repeat("x", 70<<10), "release": "2.0.0"}, 413, ""},
@@ -128,6 +129,17 @@ func TestPreflightThroughTheAPI(t *testing.T) {
 				t.Errorf("%s: code %q, want %q: %s", c.name, got, c.code, r.body)
 			}
 		}
+	}
+	var crash struct {
+		Scenarios []struct {
+			Scenario struct {
+				Metrics []string `json:"metrics"`
+			} `json:"scenario"`
+		} `json:"scenarios"`
+	}
+	e.must(200, req{token: e.operator, method: "POST", path: "/campaigns/preflight?runs=2&regress=crash", body: spec}).decode(t, &crash)
+	if got := crash.Scenarios[1].Scenario.Metrics; len(got) != 1 || got[0] != "crash" {
+		t.Errorf("regress=crash: scenario metrics %v, want [crash]", got)
 	}
 	e.must(403, req{token: e.viewer, method: "POST", path: "/campaigns/preflight?runs=2", body: spec})
 }
