@@ -31,6 +31,7 @@ func (u *UI) campaignRoutes() []route {
 		{http.MethodGet, "campaigns", signedIn, u.campaignList},
 		{http.MethodGet, "campaigns/{id}", signedIn, u.campaignPage},
 		{http.MethodGet, "campaigns/{id}/live", signedIn, u.campaignLive},
+		{http.MethodGet, "campaigns/{id}/devices", signedIn, u.campaignDevices},
 		{http.MethodPost, "campaigns/{id}/{command}", write, u.campaignCommand},
 	}
 }
@@ -629,7 +630,7 @@ func specFacts(c store.Campaign, s campaign.Spec, plan campaign.Resolved) []spec
 	if s.Pacing.PerMinute > 0 {
 		p := trimFloat(s.Pacing.PerMinute) + " devices per minute"
 		if s.Pacing.RampFactor > 1 {
-			p += fmt.Sprintf(", ×%s every %s", trimFloat(s.Pacing.RampFactor), s.Pacing.RampEvery.D())
+			p += fmt.Sprintf(", ×%s every %s", trimFloat(s.Pacing.RampFactor), spanText(s.Pacing.RampEvery.D()))
 		}
 		pace = append(pace, p)
 	}
@@ -663,7 +664,7 @@ func specFacts(c store.Campaign, s campaign.Spec, plan campaign.Resolved) []spec
 				}
 				days = strings.Join(ds, ", ")
 			}
-			ws = append(ws, fmt.Sprintf("%s for %s, %s", w.Start, time.Duration(w.Duration), days))
+			ws = append(ws, fmt.Sprintf("%s for %s, %s", w.Start, spanText(time.Duration(w.Duration)), days))
 		}
 		add("Maintenance windows", strings.Join(ws, "; ")+" (device local time)")
 	} else {
@@ -676,7 +677,7 @@ func specFacts(c store.Campaign, s campaign.Spec, plan campaign.Resolved) []spec
 	hp := h.Preset + " preset"
 	if pol, err := h.Policy(); err == nil {
 		hp += fmt.Sprintf(": α = %s, halts at a %s× install-failure regression or a %s× rate ratio, soak %s, guardrail %d devices",
-			trimFloat(pol.Alpha), trimFloat(pol.Regression), trimFloat(pol.RateTolerance), pol.MinSoak, pol.GuardrailK)
+			trimFloat(pol.Alpha), trimFloat(pol.Regression), trimFloat(pol.RateTolerance), spanText(pol.MinSoak), pol.GuardrailK)
 	}
 	add("Health policy", hp)
 	var rm []string
@@ -701,7 +702,7 @@ func specFacts(c store.Campaign, s campaign.Spec, plan campaign.Resolved) []spec
 		onFail += " and mark the release bad"
 	}
 	add("On failure", onFail)
-	add("Device timeout", s.DeviceTimeout.D().String())
+	add("Device timeout", spanText(s.DeviceTimeout.D()))
 	if s.Gates.MinBattery > 0 || s.Gates.AllowMetered {
 		g := []string{}
 		if s.Gates.MinBattery > 0 {
@@ -723,4 +724,72 @@ func specFacts(c store.Campaign, s campaign.Spec, plan campaign.Resolved) []spec
 		add("Release rule", r)
 	}
 	return fs
+}
+
+// spanText writes a duration for people: "6 h", "1 h 30 min", "45 s".
+func spanText(d time.Duration) string {
+	if d <= 0 {
+		return "0"
+	}
+	var parts []string
+	if h := int64(d / time.Hour); h > 0 {
+		parts = append(parts, strconv.FormatInt(h, 10)+" h")
+	}
+	if m := int64(d % time.Hour / time.Minute); m > 0 {
+		parts = append(parts, strconv.FormatInt(m, 10)+" min")
+	}
+	if sec := int64(d % time.Minute / time.Second); sec > 0 || len(parts) == 0 {
+		parts = append(parts, strconv.FormatInt(sec, 10)+" s")
+	}
+	return strings.Join(parts, " ")
+}
+
+const campaignDevicesLimit = 50
+
+type campaignDevicesView struct {
+	C       store.Campaign
+	State   string
+	States  []store.CampaignDeviceState
+	Items   []campaignDeviceRow
+	NextURL string
+}
+
+type campaignDeviceRow struct {
+	store.CampaignDevice
+	StepName string
+}
+
+// campaignDevices lists a campaign's devices, optionally in one state,
+// with why each one failed or was skipped.
+func (u *UI) campaignDevices(w http.ResponseWriter, r *http.Request, s *Session) error {
+	ctx, id := r.Context(), r.PathValue("id")
+	var c store.Campaign
+	if err := s.API().Do(ctx, http.MethodGet, "/campaigns/"+url.PathEscape(id), nil, nil, &c); err != nil {
+		return err
+	}
+	state := r.URL.Query().Get("state")
+	if state != "" && !slices.Contains(cdStateOrder, store.CampaignDeviceState(state)) {
+		return &APIError{Status: http.StatusBadRequest, Code: "bad_parameter",
+			Message: fmt.Sprintf("%q is not a campaign device state.", state)}
+	}
+	q := url.Values{"limit": {strconv.Itoa(campaignDevicesLimit)}}
+	if state != "" {
+		q.Set("state", state)
+	}
+	if after := r.URL.Query().Get("after"); after != "" {
+		q.Set("after", after)
+	}
+	var out struct {
+		Items []store.CampaignDevice `json:"items"`
+		Next  string                 `json:"next"`
+	}
+	if err := s.API().Do(ctx, http.MethodGet, "/campaigns/"+url.PathEscape(c.ID)+"/devices", q, nil, &out); err != nil {
+		return err
+	}
+	plan, _ := campaign.PlanOf(c)
+	v := campaignDevicesView{C: c, State: state, States: cdStateOrder, NextURL: nextPage(r, out.Next)}
+	for _, d := range out.Items {
+		v.Items = append(v.Items, campaignDeviceRow{CampaignDevice: d, StepName: campaignStepLabel(d.Step, plan)})
+	}
+	return u.render(w, r, s, http.StatusOK, "campaign_devices.html", "Devices of "+c.Name, v)
 }

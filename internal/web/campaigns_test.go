@@ -370,3 +370,55 @@ func TestCampaignDecisionsAndGates(t *testing.T) {
 		t.Fatal("the second page repeats decisions")
 	}
 }
+
+func TestCampaignDevicesList(t *testing.T) {
+	t.Parallel()
+	e := start(t)
+	id := campaignFleet(t, e, true)
+	b := signIn(t, e, "vera", store.RoleViewer)
+	r := b.Get("/ui/campaigns/" + id + "/devices")
+	r.MustContain(t, "No devices yet.", "when it is started")
+	apiCall(t, e, 200, "POST", "/campaigns/"+id+"/start", nil, nil)
+	// Watch the live view while the engine (on the fake clock) targets.
+	ch := openLive(t, e, b, "/ui/campaigns/"+id+"/live")
+	awaitProgress(t, e, ch, func(html string) bool { return strings.Contains(html, `data-total="8"`) })
+	r = b.Get("/ui/campaigns/" + id + "/devices")
+	if n := strings.Count(r.Body, `<tr id="cd-`); n != 8 {
+		t.Fatalf("lists %d devices, want 8", n)
+	}
+	r.MustContain(t, "device_type=gw-200,hw_rev=B", "wave 1")
+	r = b.Get("/ui/campaigns/" + id + "/devices?state=failed")
+	r.MustContain(t, "No device of this campaign is failed.")
+	if r := b.Get("/ui/campaigns/" + id + "/devices?state=melted"); r.Status != http.StatusBadRequest {
+		t.Fatalf("unknown state: %d", r.Status)
+	}
+	r = b.Get("/ui/campaigns/" + id)
+	r.MustContain(t, `id="campaign-devices-link"`, `/ui/campaigns/`+id+`/devices?state=`)
+}
+
+// awaitProgress advances the server's fake clock one engine tick at a time
+// until the live view sends a progress fragment for which ok holds, and
+// returns it. Every wait is bounded by real time.
+func awaitProgress(t *testing.T, e *webtest.Env, ch <-chan sseEvent, ok func(html string) bool) string {
+	t.Helper()
+	deadline := time.NewTimer(20 * time.Second)
+	defer deadline.Stop()
+	for {
+		e.Clock.Advance(5 * time.Second)
+		wait := time.NewTimer(3 * time.Second)
+		select {
+		case ev, open := <-ch:
+			wait.Stop()
+			if !open {
+				t.Fatal("live view closed early")
+			}
+			if ev.ID == "campaign-progress" && ok(ev.HTML) {
+				return ev.HTML
+			}
+		case <-wait.C:
+		case <-deadline.C:
+			wait.Stop()
+			t.Fatal("the progress fragment did not reach the expected state within 20 s")
+		}
+	}
+}
