@@ -48,6 +48,8 @@ type campaignForm struct {
 	Windows                                  string // HH:MM/DURATION[,DAY…] per line
 	Preset, OnFailure, RollbackTo            string
 	RequireStaged, StartNow                  bool
+	// Runs is the pre-flight's runs per scenario ("": the API's default).
+	Runs string
 }
 
 func formOf(q url.Values) campaignForm {
@@ -62,6 +64,7 @@ func formOf(q url.Values) campaignForm {
 		Windows: q.Get("windows"), Preset: q.Get("preset"), OnFailure: q.Get("on_failure"),
 		RollbackTo:    strings.TrimSpace(q.Get("rollback_to")),
 		RequireStaged: q.Get("require_staged_release") != "", StartNow: q.Get("start_now") != "",
+		Runs: strings.TrimSpace(q.Get("runs")),
 	}
 	if f.Preset == "" {
 		f.Preset = "standard"
@@ -277,6 +280,20 @@ type campaignNewView struct {
 	Preview       *previewView
 	// Preflight is the pre-flight simulation's report, once run.
 	Preflight *preflightView
+	// RunChoices are the pre-flight sizes offered.
+	RunChoices []runChoice
+}
+
+// runChoice is one size of pre-flight: more runs, finer figures, longer
+// wait.
+type runChoice struct{ Value, Label string }
+
+func runChoices() []runChoice {
+	return []runChoice{
+		{"50", "50 runs per scenario (quick)"},
+		{"", fmt.Sprintf("%d runs per scenario", preflight.DefaultRuns)},
+		{"1000", "1,000 runs per scenario (finer, slower)"},
+	}
 }
 
 // previewView is the live preview fragment's data.
@@ -315,7 +332,7 @@ func fieldOf(problem string) string {
 	switch f {
 	case "name", "release", "selector", "strata", "plan.staging", "plan.waves", "plan.control_percent",
 		"pacing.per_minute", "pacing.ramp_factor", "pacing.ramp_every", "pacing.max_in_flight",
-		"schedule.start", "schedule.end", "schedule.windows", "health", "on_failure.action", "on_failure.rollback_to":
+		"schedule.start", "schedule.end", "schedule.windows", "health", "on_failure.action", "on_failure.rollback_to", "runs":
 		return f
 	case "health.baseline_slo", "health.rate_metrics":
 		return "health"
@@ -373,7 +390,8 @@ func (u *UI) campaignNewView(r *http.Request, s *Session, f campaignForm) (campa
 	if f.Release == "" && len(rels) > 0 {
 		f.Release = rels[0].ID
 	}
-	return campaignNewView{Form: f, Releases: rels, Presets: presets(), Strata: stratumFields, Errors: map[string][]string{}}, nil
+	return campaignNewView{Form: f, Releases: rels, Presets: presets(), Strata: stratumFields, Errors: map[string][]string{},
+		RunChoices: runChoices()}, nil
 }
 
 // campaignNewPage shows the form; its query string may fill it in (every
@@ -599,11 +617,18 @@ func (u *UI) campaignPreflight(w http.ResponseWriter, r *http.Request, s *Sessio
 	if spec.Name == "" {
 		spec.Name = "pre-flight" // a name is needed to create, not to simulate
 	}
+	var q url.Values
+	if f.Runs != "" {
+		if n, err := strconv.Atoi(f.Runs); err != nil || n < 1 || n > preflight.MaxRuns {
+			ps = append(ps, campaign.Problem{Field: "runs", Message: fmt.Sprintf("runs %q: want a whole number from 1 to %d", f.Runs, preflight.MaxRuns)})
+		}
+		q = url.Values{"runs": {f.Runs}}
+	}
 	if len(ps) == 0 {
 		var out struct {
 			preflight.Report
 		}
-		err := s.API().Do(r.Context(), http.MethodPost, "/campaigns/preflight", nil, spec, &out)
+		err := s.API().Do(r.Context(), http.MethodPost, "/campaigns/preflight", q, spec, &out)
 		var ae *APIError
 		switch {
 		case errors.As(err, &ae) && ae.Status < 500 && ae.Status != http.StatusUnauthorized:

@@ -212,12 +212,12 @@ func TestCampaignNewPreflight(t *testing.T) {
 	er, op := newCampaignFleet(t)
 	op.Get("/ui/campaigns/new")
 	form := url.Values{"name": {""}, "release": {er.rel.ID}, "selector": {`device_type == "gw-200"`},
-		"strata": {"device_type", "hw_rev"}, "waves": {"25, 100"}, "control": {"0"}, "preset": {"standard"}}
+		"strata": {"device_type", "hw_rev"}, "waves": {"25, 100"}, "control": {"0"}, "preset": {"standard"}, "runs": {"20"}}
 	r := op.Post("/ui/campaigns/new/preflight", form)
 	if r.Status != http.StatusOK {
 		t.Fatalf("pre-flight: status %d\n%s", r.Status, r.Body)
 	}
-	r.MustContain(t, `id="campaign-preflight"`, `id="preflight-scenarios"`, "simulated runs per scenario over a twin of the 8 targeted devices",
+	r.MustContain(t, `id="campaign-preflight"`, `id="preflight-scenarios"`, "20 simulated runs per scenario over a twin of the 8 targeted devices",
 		`<tr class="scenario-good"><td>good</td>`, `<tr class="scenario-regression"><td>3× fleet-wide</td>`,
 		`value="25, 100"`, "Nothing was created.")
 	items, _, err := er.e.Store.ListCampaigns(context.Background(), store.DefaultTenant, store.CampaignQuery{Page: store.Page{Limit: 10}})
@@ -238,4 +238,10 @@ func TestCampaignNewPreflight(t *testing.T) {
 	if strings.Contains(r.Body, `id="campaign-preflight"`) {
 		t.Fatal("figures shown for a refused pre-flight")
 	}
+	// A size the form does not offer is refused before the API is asked.
+	op.Get("/ui/campaigns/new")
+	form.Set("selector", "")
+	form.Set("runs", "1000000")
+	r = op.Post("/ui/campaigns/new/preflight", form)
+	r.MustContain(t, `id="err-runs"`, "want a whole number from 1 to")
 }

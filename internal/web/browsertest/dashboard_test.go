@@ -15,6 +15,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/updraft/updraft/internal/auth"
 	"github.com/updraft/updraft/internal/clock"
 	"github.com/updraft/updraft/internal/identity"
 	"github.com/updraft/updraft/internal/server"
@@ -206,6 +207,16 @@ func postStatus(tab *browsertest.Tab, path, body string) int {
 
 func TestDashboardInBrowser(t *testing.T) {
 	began := clock.Real{}.Now()
+	// Hashing the viewer's password takes seconds under -race: start now.
+	const viewerPassword = "the viewer's password 12"
+	viewerHash := make(chan string, 1)
+	go func() {
+		h, err := auth.HashPassword(viewerPassword, auth.DefaultArgon2Params())
+		if err != nil {
+			h = "error: " + err.Error()
+		}
+		viewerHash <- h
+	}()
 	b := browsertest.Start(t)
 	fe := startFleetServer(t)
 	step := func(what string) {
@@ -243,6 +254,54 @@ func TestDashboardInBrowser(t *testing.T) {
 	fe.runFleet(t)
 	step(fmt.Sprintf("%d simulated devices checked in", fleetSize))
 	rel := fe.publish(t, "2.0.0")
+
+	// The fleet overview counts the simulated devices, by state and
+	// installed version.
+	admin.Open("/ui/")
+	admin.WaitFor("the overview to count the fleet", fmt.Sprintf(`(document.getElementById("overview-total") || {}).textContent === "%d"`, fleetSize))
+	if v := admin.Text("#overview-versions"); !strings.Contains(v, "1.0.0") {
+		t.Fatalf("the overview's versions lack the fleet's 1.0.0:\n%s", v)
+	}
+	admin.Screenshot("overview")
+
+	// Device search: a bad expression is pointed at its column, a good one
+	// lists exactly the matching devices.
+	revA := 0
+	for _, d := range fe.fleet.Devices() {
+		if d.Identity.HWRev == "A" {
+			revA++
+		}
+	}
+	admin.Open("/ui/devices")
+	admin.WaitFor("every device listed", fmt.Sprintf(`document.querySelectorAll("#device-results tbody tr").length === %d`, fleetSize))
+	admin.Do("search with a bad expression",
+		chromedp.SendKeys(chromedp.ID("device-search"), `hw_rev == A`),
+		chromedp.Click(chromedp.ID("device-search-submit")),
+		chromedp.WaitVisible(chromedp.ID("device-search-error")),
+	)
+	if col := browsertest.Run(admin, "error column", chromedp.AttributeValue(chromedp.ID("device-search-error"), "data-column")); col.Value != "11" {
+		t.Fatalf("the search error points at column %q, want 11 (the bare A)", col.Value)
+	}
+	if caret := admin.Text("#device-search-caret"); !strings.Contains(caret, "hw_rev == A") || !strings.Contains(caret, "column 11") {
+		t.Fatalf("caret %q", caret)
+	}
+	admin.Screenshot("devices-bad-filter")
+	admin.Do("search with a good expression",
+		chromedp.Evaluate[chromedp.Void](`document.getElementById("device-search").value = ""`),
+		chromedp.SendKeys(chromedp.ID("device-search"), `hw_rev == "A"`),
+		chromedp.Click(chromedp.ID("device-search-submit")),
+		chromedp.WaitVisible(chromedp.ID("device-results")),
+	)
+	if n := browsertest.Run(admin, "count results", chromedp.Evaluate[int](`document.querySelectorAll("#device-results tbody tr").length`)); n != revA || revA == 0 {
+		t.Fatalf("hw_rev == \"A\" lists %d devices, the fleet has %d of revision A (seed %d)", n, revA, fleetSeed)
+	}
+	admin.Screenshot("devices")
+	admin.Do("open a device",
+		chromedp.Click(chromedp.CSS(`#device-results tbody tr a`)),
+		chromedp.WaitVisible(chromedp.ID("device-facts")),
+	)
+	admin.Screenshot("device")
+	step("overview and device search checked")
 
 	admin.Open("/ui/campaigns")
 	admin.Screenshot("campaigns-empty")
@@ -323,8 +382,15 @@ func TestDashboardInBrowser(t *testing.T) {
 
 	// A viewer sees the campaign but no buttons, and a forged post with
 	// the viewer's own valid CSRF token is refused for the role.
-	const viewerPassword = "the viewer's password 12"
-	fe.AddUser(t, "vera", store.RoleViewer, viewerPassword)
+	hash := <-viewerHash
+	if strings.HasPrefix(hash, "error: ") {
+		t.Fatal(hash)
+	}
+	now := fe.clock.Now()
+	if _, err := fe.Store.CreateUser(context.Background(), store.User{TenantID: store.DefaultTenant, ID: "usr_vera", Name: "vera",
+		Role: store.RoleViewer, PasswordHash: hash, CreatedAt: now, UpdatedAt: now}, store.Actor{Kind: store.ActorSystem, Name: "browser test"}, now); err != nil {
+		t.Fatal(err)
+	}
 	viewer := b.NewTab(t, fe.URL, "viewer")
 	signIn(viewer, "vera", viewerPassword, "header .who")
 	viewer.Open("/ui/campaigns/" + id)
@@ -350,9 +416,12 @@ func TestDashboardInBrowser(t *testing.T) {
 
 	// The other main pages, for the reviewer.
 	for _, p := range []struct{ path, name, wait string }{
+		{"/ui/", "overview-campaign", "#overview-campaigns"},
 		{"/ui/campaigns", "campaigns", "#campaigns"},
-		{"/ui/releases", "releases", "main h1"},
-		{"/ui/releases/" + rel.ID, "release", "main h1"},
+		{"/ui/releases", "releases", "#releases"},
+		{"/ui/releases/" + rel.ID, "release", "#release-facts"},
+		{"/ui/audit", "audit", "#audit"},
+		{"/ui/reports", "reports", "#report-form"},
 	} {
 		admin.Open(p.path)
 		admin.Do("wait for "+p.name, chromedp.WaitVisible(chromedp.CSS(p.wait)))
