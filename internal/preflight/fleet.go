@@ -34,7 +34,7 @@ type Fleet struct {
 	// Sources says where each figure came from, by field:
 	// "history", "previous_release", "registry", "telemetry" or "default".
 	Sources map[string]string `json:"sources"`
-	// Notes explain the sources in plain language, the defaults first.
+	// Notes explain the sources in plain language, defaults included.
 	Notes []string `json:"notes"`
 }
 
