@@ -10,7 +10,7 @@ import (
 // WriteTable prints reports as one table, a row per run.
 func WriteTable(w io.Writer, reports ...*Report) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "BACKEND\tDEVICES\tFAULTS\tBRICKED\tREPORTS LOST\tCAMPAIGNS OK\tTIME TO HALT\tEXPOSED (REV B)\tGOOD CAMPAIGN\tKILLS\tPOWER CUTS\tWATCHDOG\tDROPS\tSIMULATED\tWALL")
+	fmt.Fprintln(tw, "BACKEND\tDEVICES\tFAULTS\tBRICKED\tREPORTS LOST\tCAMPAIGNS OK\tTIME TO HALT\tEXPOSED (REV B)\tCANCELED\tGOOD CAMPAIGN\tKILLS\tPOWER CUTS\tWATCHDOG\tDROPS\tSIMULATED\tWALL")
 	for _, r := range reports {
 		ok := 0
 		for _, c := range r.Campaigns {
@@ -18,9 +18,9 @@ func WriteTable(w io.Writer, reports ...*Report) error {
 				ok++
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%d/%d\t%s\t%d (%d)\t%s\t%d\t%d\t%d\t%d\t%s\t%s\n",
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%d/%d\t%s\t%d (%d)\t%d\t%s\t%d\t%d\t%d\t%d\t%s\t%s\n",
 			r.Backend, r.Devices, r.Faults, r.Bricked, r.ReportsLost, ok, len(r.Campaigns),
-			simDuration(r.TimeToHalt), r.Exposed, r.ExposedBadRev, simDuration(r.GoodDuration),
+			simDuration(r.TimeToHalt), r.Exposed, r.ExposedBadRev, r.Canceled, simDuration(r.GoodDuration),
 			r.Kills, r.PowerCuts, r.WatchdogResets, r.Dropped, simDuration(r.Simulated), r.Wall.Round(100*time.Millisecond))
 	}
 	return tw.Flush()

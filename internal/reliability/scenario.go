@@ -105,9 +105,11 @@ type Report struct {
 	// TimeToHalt is the simulated time from the bad campaign's start to
 	// its halt.
 	TimeToHalt time.Duration
-	// Exposed counts the devices the bad campaign assigned the bad
-	// release to, ExposedBadRev those of the revision it bricks.
-	Exposed, ExposedBadRev int
+	// Exposed counts the devices that installed the bad release (their
+	// assignment ended succeeded, failed, rolled back or timed out),
+	// ExposedBadRev those of the revision it bricks; Canceled the devices
+	// whose assignment of it the halt canceled before they installed it.
+	Exposed, ExposedBadRev, Canceled int
 	// GoodDuration is the simulated time the good campaign took from
 	// start to completion.
 	GoodDuration time.Duration
@@ -300,9 +302,6 @@ func (r *run) play(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
-	if err := r.haltFacts(ctx, halted); err != nil {
-		return err
-	}
 	r.rep.Campaigns = append(r.rep.Campaigns, halted.result(store.CampaignHalted))
 	// The rollback campaign is created by the engine as it halts (a page
 	// of devices per tick), so wait for it to be named.
@@ -325,6 +324,9 @@ func (r *run) play(ctx context.Context) error {
 		r.rep.Campaigns = append(r.rep.Campaigns, rb.result(store.CampaignCompleted))
 	}
 	if err := r.quiesce(ctx, "the fleet settled after the rollback"); err != nil {
+		return err
+	}
+	if err := r.haltFacts(ctx, halted); err != nil {
 		return err
 	}
 
@@ -638,9 +640,8 @@ func (r *run) startCampaign(ctx context.Context, spec campaign.Spec) (string, er
 }
 
 // haltFacts records the time to halt and the devices the bad release
-// reached.
+// reached, once its rollback has finished.
 func (r *run) haltFacts(ctx context.Context, c campaignView) error {
-	r.rep.Exposed = c.dispatched()
 	halt, err := r.decisions(ctx, c)
 	if err != nil {
 		return err
@@ -672,11 +673,13 @@ func (r *run) haltFacts(ctx context.Context, c campaignView) error {
 		}
 		for _, d := range page.Items {
 			switch d.State {
-			case store.CDQueued, store.CDExcluded, store.CDSkipped:
-			default:
+			case store.CDSucceeded, store.CDFailed, store.CDRolledBack, store.CDTimedOut:
+				r.rep.Exposed++
 				if rev[d.DeviceID] == BadRev {
 					r.rep.ExposedBadRev++
 				}
+			case store.CDCanceled, store.CDSuperseded:
+				r.rep.Canceled++
 			}
 			tally[fmt.Sprintf("step %d rev %s %s", d.Step, rev[d.DeviceID], d.State)]++
 		}
@@ -686,7 +689,7 @@ func (r *run) haltFacts(ctx context.Context, c campaignView) error {
 			}
 		}
 		if page.Next == "" {
-			r.cfg.Progress("bad campaign devices at its halt: %s", sortedVersions(tally))
+			r.cfg.Progress("bad campaign devices after its rollback: %s", sortedVersions(tally))
 			for _, id := range unknown {
 				dev, err := r.api.Device(ctx, id)
 				r.cfg.Progress("  a device the fleet does not know: %+v %v", dev, err)

@@ -127,6 +127,7 @@ func (s *Server) start() error {
 	// Nothing from the test's environment configures the server.
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
 	cmd.Stderr = s.cfg.Log
+	cmd.SysProcAttr = procAttr()
 	// Our own pipe rather than StdoutPipe: Wait must not close it under
 	// the reader.
 	out, w, err := os.Pipe()
