@@ -256,7 +256,11 @@ func (u *UI) loadDecisions(r *http.Request, s *Session, v *campaignView) error {
 	for _, d := range out.Items {
 		v.Decisions = append(v.Decisions, engineDecisionOf(d, plan))
 	}
-	v.NextURL = nextPage(r, out.Next)
+	// The campaign page's own URL: a command's error page renders this
+	// list at the command's path, and a notice should not repeat.
+	if out.Next != "" {
+		v.NextURL = Prefix + "campaigns/" + url.PathEscape(v.C.ID) + "?" + url.Values{"after": {out.Next}}.Encode()
+	}
 	return nil
 }
 

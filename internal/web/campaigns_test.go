@@ -364,6 +364,9 @@ func TestCampaignDecisionsAndGates(t *testing.T) {
 	if m == nil {
 		t.Fatal("no next page of decisions")
 	}
+	if !strings.HasPrefix(m[1], "/ui/campaigns/"+id+"?after=") {
+		t.Fatalf("next page of decisions at %q", m[1])
+	}
 	r = b.Get(strings.ReplaceAll(m[1], "&amp;", "&"))
 	r.MustContain(t, "Hold: decision number 4.", "Hold: decision number 0.")
 	if strings.Contains(r.Body, "decision number 5.") {
