@@ -401,6 +401,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	if txt := viewer.Text("#campaign-actions"); !strings.Contains(txt, "can watch this campaign but not change it") {
 		t.Fatalf("viewer's actions section: %q", txt)
 	}
+	viewer.WaitFor("the viewer's live view to connect", `document.getElementById("live-status").classList.contains("on")`)
 	viewer.Screenshot("campaign-viewer")
 	forged := `new URLSearchParams({csrf: document.querySelector('input[name="csrf"]').value})`
 	if st := postStatus(viewer, "/ui/campaigns/"+id+"/resume", forged); st != http.StatusForbidden {
