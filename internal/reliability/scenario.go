@@ -95,7 +95,8 @@ type Report struct {
 	Bricked        int
 	BrickedDetails []string
 	// ReportsLost counts the reports missing from the devices' report
-	// sequences on the server (their gaps), DevicesWithGaps the devices
+	// sequences on the server (their gaps, and a tail the server lacks
+	// against the device's own sequence), DevicesWithGaps the devices
 	// with any; Unsent counts reports still in the devices' outboxes.
 	ReportsLost     int64
 	DevicesWithGaps int
@@ -464,6 +465,18 @@ func (r *run) inspect(ctx context.Context) error {
 		}
 		for _, g := range gaps.Items {
 			rep.ReportsLost += g.ToSeq - g.FromSeq + 1
+		}
+		// A lost tail shows no gap: compare the last report the server
+		// has with the last one the device sent.
+		dev, err := r.api.Device(ctx, st.DeviceID)
+		if err != nil {
+			return fmt.Errorf("device %s: %w", d.Identity.Serial, err)
+		}
+		if sent := st.NextSeq - 1 - int64(st.Outbox); dev.LastReportSeq < sent {
+			rep.ReportsLost += sent - dev.LastReportSeq
+			if len(gaps.Items) == 0 {
+				rep.DevicesWithGaps++
+			}
 		}
 	}
 	return nil
