@@ -34,6 +34,7 @@ var (
 	scaleFlag    = flag.Float64("reliability.scale", envFloat("UPDRAFT_RELIABILITY_SCALE", 0), "time scale (0: 60000 / devices, at most 200)")
 	backendsFlag = flag.String("reliability.backends", "sqlite,postgres", "backends to run: sqlite, postgres")
 	seedFlag     = flag.Uint64("reliability.seed", 1, "seed")
+	baseFlag     = flag.Bool("reliability.baseline", true, "run the no-fault baseline before the faulted run")
 	soakFlag     = flag.Duration("reliability.soak", 30*time.Minute, "minimum soak per wave (simulated)")
 )
 
@@ -71,6 +72,9 @@ func BenchmarkReliability(b *testing.B) {
 		for _, backend := range strings.Split(*backendsFlag, ",") {
 			var runs [2]*reliability.Report
 			for i, faults := range []reliability.Faults{{}, reliability.StandardFaults()} {
+				if i == 0 && !*baseFlag {
+					continue
+				}
 				db := ""
 				if backend == "postgres" {
 					db = testenv.Postgres(b)
@@ -94,6 +98,9 @@ func BenchmarkReliability(b *testing.B) {
 				all = append(all, rep)
 			}
 			base, f := runs[0], runs[1]
+			if base == nil {
+				base = &reliability.Report{}
+			}
 			fmt.Printf("%s: faulted / baseline: good campaign %s, time to halt %s, exposed %s, wall %s\n", backend,
 				ratio(f.GoodDuration, base.GoodDuration), ratio(f.TimeToHalt, base.TimeToHalt),
 				ratio(time.Duration(f.Exposed), time.Duration(base.Exposed)), ratio(f.Wall, base.Wall))
