@@ -37,7 +37,7 @@ type preflightAnswer struct {
 // fleet it targets and simulates its plan under the default scenarios.
 func (a *API) preflightCampaign(w http.ResponseWriter, r *http.Request, c *caller) error {
 	q := r.URL.Query()
-	runs := preflight.DefaultRuns
+	runs := 0 // the default, capped by the fleet's strata below
 	if v := q.Get("runs"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > maxPreflightRuns {
@@ -77,6 +77,13 @@ func (a *API) preflightCampaign(w http.ResponseWriter, r *http.Request, c *calle
 	pv = previewView(pv)
 	if pv.Targets > maxPreflightDevices {
 		return apierror.New(http.StatusBadRequest, "too_many_devices", "the campaign targets %d devices; a pre-flight simulates at most %d", pv.Targets, maxPreflightDevices)
+	}
+	most := preflight.MaxRunsFor(len(pv.Strata))
+	switch {
+	case runs == 0:
+		runs = min(preflight.DefaultRuns, most)
+	case runs > most:
+		return apierror.New(http.StatusBadRequest, "bad_parameter", "a fleet in %d strata allows at most %d runs per scenario (the work grows with strata × runs); ask for fewer runs or stratify by fewer fields", len(pv.Strata), most)
 	}
 	now := a.now()
 	fleet, err := preflight.Gather(ctx, a.store, c.tenant(), s, pv, now)

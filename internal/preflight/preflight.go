@@ -29,7 +29,17 @@ const (
 	MaxDevices = 10_000_000
 	// MaxCells bounds strata × time zones × telemetry flag.
 	MaxCells = 2000
+	// MaxRunGroups bounds runs × groups (strata + 1): the cost of a run
+	// grows with the groups health.Evaluate judges. It allows the default
+	// 200 runs up to 32 strata.
+	MaxRunGroups = 200 * 33
 )
+
+// MaxRunsFor is the most runs per scenario a fleet of the given number of
+// strata may ask for.
+func MaxRunsFor(strata int) int {
+	return max(1, min(MaxRuns, MaxRunGroups/(strata+1)))
+}
 
 // Regression kinds: which of the release's metrics a scenario multiplies.
 const (
@@ -194,6 +204,9 @@ func (in Input) Validate() error {
 	}
 	if cells > MaxCells {
 		return fmt.Errorf("preflight: %d strata × time zones exceed the limit of %d", cells/2, MaxCells/2)
+	}
+	if strata := len(in.Fleet.Strata); in.Runs > MaxRunsFor(strata) {
+		return fmt.Errorf("preflight: %d runs of a fleet in %d strata exceed the work limit; ask for at most %d runs, or stratify by fewer fields", in.Runs, strata, MaxRunsFor(strata))
 	}
 	if len(in.Plan.Steps) == 0 {
 		return errors.New("preflight: the plan has no steps")

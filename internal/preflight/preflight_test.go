@@ -298,6 +298,7 @@ func TestValidate(t *testing.T) {
 		"too many strata":    func(in *Input) { in.Fleet = manyStrata(MaxCells) },
 		"too many devices":   func(in *Input) { in.Fleet.Strata[0].Devices, in.Fleet.Strata[0].Zones = MaxDevices+1, nil },
 		"bad telemetry part": func(in *Input) { in.Fleet.Strata[0].Reporting = 2 },
+		"runs × strata":      func(in *Input) { in.Runs = MaxRunsFor(3) + 1 },
 	} {
 		in := base
 		in.Fleet = testFleet(100)

@@ -51,6 +51,7 @@ type sim struct {
 	rng *rand.Rand
 
 	queued   [][]int // [step][cell]
+	qTotal   []int   // [step] devices queued, to skip empty steps fast
 	open     [][]int // [step][stratum] dispatched, not yet reported
 	done     [][]int // [step][stratum] reported an outcome
 	inFlight int
@@ -82,8 +83,12 @@ func newSim(m *model, sc Scenario, seed [2]uint64) *sim {
 	s := &sim{m: m, sc: sc, rng: rand.New(rand.NewPCG(seed[0], seed[1])), soakStart: -1}
 	ns := len(m.strata)
 	s.queued = make([][]int, len(m.queued))
+	s.qTotal = make([]int, len(m.queued))
 	for i, q := range m.queued {
 		s.queued[i] = slices.Clone(q)
+		for _, n := range q {
+			s.qTotal[i] += n
+		}
 	}
 	s.open = make([][]int, m.steps+1)
 	s.done = make([][]int, m.steps+1)
@@ -282,7 +287,7 @@ func (s *sim) dispatch(t int) {
 	var slots []slot
 	var sizes []int
 	for step := 0; step <= m.steps; step++ {
-		if step > maxStep && !(control && step == m.steps) {
+		if step > maxStep && !(control && step == m.steps) || s.qTotal[step] == 0 {
 			continue
 		}
 		for ci, n := range s.queued[step] {
@@ -317,6 +322,7 @@ func (s *sim) hand(t, step, ci, k int) {
 	c := m.cells[ci]
 	st := m.strata[c.stratum]
 	s.queued[step][ci] -= k
+	s.qTotal[step] -= k
 	s.open[step][c.stratum] += k
 	s.inFlight += k
 	timedOut := binomial(s.rng, k, st.Timeout)
@@ -550,6 +556,9 @@ func (s *sim) complete(t int) string {
 	}
 	queued := 0
 	for step := range s.queued {
+		if s.qTotal[step] == 0 {
+			continue
+		}
 		for ci, n := range s.queued[step] {
 			if !s.halted[m.cells[ci].stratum] {
 				queued += n
