@@ -53,7 +53,7 @@ Nothing is created and no device is touched. See docs/campaigns.md#pre-flight.`,
 		api: true,
 		flags: func(fs *flag.FlagSet) {
 			sf.register(fs)
-			fs.IntVar(&runs, "runs", preflight.DefaultRuns, "seeded runs per `scenario` (at most 1000)")
+			fs.IntVar(&runs, "runs", 0, "seeded runs per `scenario` (default 200, fewer for a fleet in more than 32 strata; at most 1000)")
 			fs.Uint64Var(&seed, "seed", preflight.DefaultSeed, "`seed` of the runs (run i of scenario k uses PCG(seed, k<<32 | i))")
 			fs.StringVar(&regress, "regress", preflight.RegressAll, "what a regression multiplies: all, install, or a rate `test` such as crash")
 		},
@@ -62,7 +62,7 @@ Nothing is created and no device is touched. See docs/campaigns.md#pre-flight.`,
 			if err != nil {
 				return err
 			}
-			if runs < 1 || runs > 1000 {
+			if runs < 0 || runs > 1000 {
 				return usageErrorf("--runs must be from 1 to 1000")
 			}
 			if seed == 0 {
@@ -75,7 +75,10 @@ Nothing is created and no device is touched. See docs/campaigns.md#pre-flight.`,
 			if e.HTTPClient == nil {
 				api.hc = &http.Client{Timeout: preflightTimeout}
 			}
-			q := url.Values{"runs": {strconv.Itoa(runs)}, "seed": {strconv.FormatUint(seed, 10)}, "regress": {regress}}
+			q := url.Values{"seed": {strconv.FormatUint(seed, 10)}, "regress": {regress}}
+			if runs > 0 {
+				q.Set("runs", strconv.Itoa(runs))
+			}
 			var out preflightAnswer
 			if err := api.call(ctx, "POST", "/campaigns/preflight", q, spec, &out); err != nil {
 				return err

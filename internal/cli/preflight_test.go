@@ -31,7 +31,7 @@ func TestCampaignPreflight(t *testing.T) {
 		}},
 		{args: []string{"campaign", "preflight", "--regress", "install", "--runs", "2", "pf", "1.5.0"}, stdout: []string{"a regression multiplies only install"}},
 		{args: []string{"campaign", "preflight", "--regress", "battery", "--runs", "2", "pf", "1.5.0"}, code: 1, stderr: []string{"regress must be all, install or one of the policy's rate tests (crash, reboot)"}},
-		{args: []string{"campaign", "preflight", "--runs", "0", "pf", "1.5.0"}, code: 2, stderr: []string{"--runs"}},
+		{args: []string{"campaign", "preflight", "--runs", "-1", "pf", "1.5.0"}, code: 2, stderr: []string{"--runs"}},
 		{args: []string{"campaign", "preflight", "pf"}, code: 2, stderr: []string{"NAME and RELEASE"}},
 		{args: []string{"campaign", "preflight", "pf", "9.9.9"}, code: 1, stderr: []string{"the campaign cannot start", "not found"}},
 	})
