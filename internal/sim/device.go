@@ -58,11 +58,13 @@ type deviceStats struct {
 
 // deviceOptions are what the fleet hands every device.
 type deviceOptions struct {
-	clock       clock.Clock
-	http        *http.Client
-	serverURL   string
-	logger      *slog.Logger
-	newVerifier func(ctx context.Context, deviceID string, fetch verifier.Fetcher) (verifier.Verifier, error)
+	clock        clock.Clock
+	http         *http.Client
+	serverURL    string
+	logger       *slog.Logger
+	newVerifier  func(ctx context.Context, deviceID string, fetch verifier.Fetcher) (verifier.Verifier, error)
+	trustedRoot  []byte
+	serverWindow time.Duration
 }
 
 func newDevice(id identity.Identity, key ed25519.PrivateKey, p *Profile, seed uint64, o deviceOptions) (*device, error) {
@@ -100,7 +102,7 @@ func newDevice(id identity.Identity, key ed25519.PrivateKey, p *Profile, seed ui
 		NewVerifier: o.newVerifier,
 		Reboot:      func(context.Context) error { d.stats.reboots++; return nil },
 		BootID:      func(context.Context) (string, error) { return fmt.Sprintf("boot-%d", d.bootN), nil },
-		Health:      agent.Health{Check: d.selfTest},
+		Health:      agent.Health{Check: d.selfTest, ServerWindow: o.serverWindow},
 		Sensors:     agent.Sensors{Crashes: d.crashCount},
 		Timing: agent.Timing{
 			PollInterval:    time.Duration(p.PollInterval),
@@ -108,6 +110,12 @@ func newDevice(id identity.Identity, key ed25519.PrivateKey, p *Profile, seed ui
 			TelemetrySample: tel / 4,
 			TelemetrySend:   tel,
 		},
+	}
+	if o.newVerifier == nil && len(o.trustedRoot) > 0 {
+		d.cfg.NewVerifier = func(_ context.Context, deviceID string, fetch verifier.Fetcher) (verifier.Verifier, error) {
+			return verifier.New(verifier.Config{FS: d.fs, Dir: path.Join(d.cfg.Dir, "tuf"), Clock: o.clock, Fetcher: fetch,
+				DeviceID: deviceID, DeviceType: id.DeviceType, HWRev: id.HWRev, TrustedRoot: o.trustedRoot, Logger: o.logger})
+		}
 	}
 	if err := d.start(); err != nil {
 		return nil, err

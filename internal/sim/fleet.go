@@ -55,6 +55,16 @@ type Config struct {
 	// NewVerifier, when set, runs the agents in signed mode (see
 	// agent.Config.NewVerifier); nil: unsigned mode.
 	NewVerifier func(ctx context.Context, deviceID string, fetch verifier.Fetcher) (verifier.Verifier, error)
+	// ServerWindow is how long a device's new image may take to reach the
+	// server before the agent rolls it back [the agent's 10m]. On an
+	// accelerated clock the window passes in a fraction of a second of
+	// real time, which a busy machine's scheduling can outlast; the demo
+	// stretches it so that only a real fault rolls a device back.
+	ServerWindow time.Duration
+	// TrustedRoot, when set and NewVerifier is not, runs the agents in
+	// signed mode with this TUF root shipped in their image; each device
+	// keeps its verifier's metadata and security floor on its own disk.
+	TrustedRoot []byte
 	// Logger receives the fleet's and (at debug level) the agents' logs.
 	Logger *slog.Logger
 }
@@ -121,7 +131,7 @@ func New(cfg Config) (*Fleet, error) {
 		}
 		d, err := newDevice(id, ed25519.NewKeyFromSeed(seed[:]), p, rnd.Uint64(), deviceOptions{
 			clock: cfg.Clock, http: clients[i%len(clients)], serverURL: cfg.ServerURL, newVerifier: cfg.NewVerifier,
-			logger: agentLog.With("serial", id.Serial),
+			trustedRoot: cfg.TrustedRoot, serverWindow: cfg.ServerWindow, logger: agentLog.With("serial", id.Serial),
 		})
 		if err != nil {
 			return nil, fmt.Errorf("sim: %w", err)

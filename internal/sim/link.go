@@ -97,12 +97,16 @@ func (c *cutBody) Close() error { return c.rc.Close() }
 
 // Accelerated is a clock that runs Factor times faster than real time from
 // Start: soak times and telemetry pass in simulated hours while network
-// timeouts, which use real-time deadlines, stay real.
+// timeouts, which use real-time deadlines, stay real. It is safe for
+// concurrent use.
 type Accelerated struct {
-	start  time.Time
-	origin time.Time
+	start time.Time // the accelerated time at origin
+	real  clock.Real
+
+	mu     sync.Mutex
+	origin time.Time // real time at which the current factor took over
+	at     time.Time // accelerated time at origin
 	factor float64
-	real   clock.Real
 }
 
 // NewAccelerated starts an accelerated clock at start, running factor
@@ -111,15 +115,40 @@ func NewAccelerated(start time.Time, factor float64) *Accelerated {
 	if factor <= 0 {
 		factor = 1
 	}
-	return &Accelerated{start: start, origin: clock.Real{}.Now(), factor: factor}
+	return &Accelerated{start: start, at: start, origin: clock.Real{}.Now(), factor: factor}
 }
 
 // Now returns the accelerated time.
 func (a *Accelerated) Now() time.Time {
-	return a.start.Add(time.Duration(float64(a.real.Now().Sub(a.origin)) * a.factor))
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.nowLocked(a.real.Now())
+}
+
+func (a *Accelerated) nowLocked(real time.Time) time.Time {
+	return a.at.Add(time.Duration(float64(real.Sub(a.origin)) * a.factor))
+}
+
+// Start is the accelerated time the clock started at.
+func (a *Accelerated) Start() time.Time { return a.start }
+
+// SetFactor changes the speed from now on (the demo slows to real time
+// when it leaves a fleet running for exploration); time never jumps.
+// Timers already running keep their real-time length.
+func (a *Accelerated) SetFactor(factor float64) {
+	if factor <= 0 {
+		factor = 1
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	now := a.real.Now()
+	a.at, a.origin, a.factor = a.nowLocked(now), now, factor
 }
 
 // NewTimer fires after d of accelerated time.
 func (a *Accelerated) NewTimer(d time.Duration) clock.Timer {
-	return a.real.NewTimer(time.Duration(float64(d) / a.factor))
+	a.mu.Lock()
+	f := a.factor
+	a.mu.Unlock()
+	return a.real.NewTimer(time.Duration(float64(d) / f))
 }
