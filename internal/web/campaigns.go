@@ -313,6 +313,11 @@ func campaignProgress(c apiCampaign, plan campaign.Resolved) progressView {
 		}
 		if st.Index >= 0 && st.Index < len(plan.Steps) {
 			row.Approval = plan.Steps[st.Index].Approval
+			// A production wave's planned size is cumulative; the row
+			// shows the wave's own devices.
+			if st.Index > plan.Staging {
+				row.Planned = max(st.Planned-plan.Steps[st.Index-1].Planned, 0)
+			}
 		}
 		row.Current = c.State != store.CampaignDraft && !c.State.Terminal() &&
 			(st.Index == c.Step || (st.Index == store.ControlStep && c.Step >= len(plan.Steps)))

@@ -99,6 +99,10 @@ func TestCampaignPageShowsSpecWavesAndStrata(t *testing.T) {
 	if strings.Contains(r.Body, " style=") || strings.Contains(r.Body, "<script>") {
 		t.Fatal("inline style or script")
 	}
+	// Wave 2 plans its own 4 devices (8 cumulative).
+	if !regexp.MustCompile(`(?s)<tr id="wave-1">.*?wave 2.*?<td class="num">4</td>`).MatchString(r.Body) {
+		t.Fatal("wave 2 does not plan its own 4 devices")
+	}
 	op.Get("/ui/campaigns/"+id+"/devices").MustContain(t, "No devices yet.", "when it is started")
 	// Start from the page.
 	r = op.Post("/ui/campaigns/"+id+"/start", url.Values{})
