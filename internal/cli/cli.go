@@ -102,6 +102,7 @@ func commands() []*command {
 		auditCommand(),
 		reportCommand(),
 		simCommand(),
+		demoCommand(),
 		versionCommand(),
 	}
 }
