@@ -29,6 +29,7 @@ func (u *UI) releaseRoutes() []route {
 	return []route{
 		{http.MethodGet, "releases", signedIn, u.releaseList},
 		{http.MethodGet, "releases/{id}", signedIn, u.releasePage},
+		{http.MethodPost, "releases/{id}/{action}", write, u.releaseAction},
 	}
 }
 
@@ -117,14 +118,24 @@ type releaseView struct {
 	// CampaignsCapped is set when only the newest campaigns were searched.
 	CampaignsCapped bool
 	TotalSize       string
+	Notice, Error   string
 }
 
 func (u *UI) releasePage(w http.ResponseWriter, r *http.Request, s *Session) error {
-	ctx := r.Context()
+	v, err := u.loadRelease(r.Context(), s, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	v.Notice = releaseNotice(r.URL.Query().Get("done"))
+	return u.render(w, r, s, http.StatusOK, "release.html", "Release "+v.R.Version, v)
+}
+
+// loadRelease reads a release and everything its page shows.
+func (u *UI) loadRelease(ctx context.Context, s *Session, id string) (releaseView, error) {
 	var v releaseView
 	var total int64
-	if err := s.API().Do(ctx, http.MethodGet, "/releases/"+url.PathEscape(r.PathValue("id")), nil, nil, &v.R); err != nil {
-		return err
+	if err := s.API().Do(ctx, http.MethodGet, "/releases/"+url.PathEscape(id), nil, nil, &v.R); err != nil {
+		return v, err
 	}
 	byType := map[string]*hardwareGroup{}
 	var types []string
@@ -151,13 +162,13 @@ func (u *UI) releasePage(w http.ResponseWriter, r *http.Request, s *Session) err
 	}
 	var err error
 	if v.Sig, err = u.signatureStatus(ctx, s, v.Hardware); err != nil {
-		return err
+		return v, err
 	}
 	if v.Finalized, err = releaseFinalized(ctx, s, v.R.ID); err != nil {
-		return err
+		return v, err
 	}
 	if v.Campaigns, v.CampaignsCapped, err = releaseCampaigns(ctx, s, v.R.ID); err != nil {
-		return err
+		return v, err
 	}
 	if v.Finalized == nil {
 		for _, c := range v.Campaigns {
@@ -167,7 +178,56 @@ func (u *UI) releasePage(w http.ResponseWriter, r *http.Request, s *Session) err
 			}
 		}
 	}
-	return u.render(w, r, s, http.StatusOK, "release.html", "Release "+v.R.Version, v)
+	return v, nil
+}
+
+// releaseAction runs a writer's action on a release through the
+// management API; a refusal is shown on the release's page.
+func (u *UI) releaseAction(w http.ResponseWriter, r *http.Request, s *Session) error {
+	id, action := r.PathValue("id"), r.PathValue("action")
+	path := "/releases/" + url.PathEscape(id) + "/"
+	var body any
+	switch action {
+	case "publish", "finalize":
+		path += action
+	case "mark-bad":
+		path += action
+		body = map[string]any{"bad": true, "reason": strings.TrimSpace(r.PostFormValue("reason"))}
+	case "clear-bad":
+		path += "mark-bad"
+		body = map[string]any{"bad": false}
+	default:
+		return &APIError{Status: http.StatusNotFound, Code: "not_found", Message: fmt.Sprintf("There is no release action %q.", action)}
+	}
+	err := s.API().Do(r.Context(), http.MethodPost, path, nil, body, nil)
+	var ae *APIError
+	if errors.As(err, &ae) && ae.Status != http.StatusUnauthorized && ae.Status != http.StatusNotFound && ae.Status < 500 {
+		v, lerr := u.loadRelease(r.Context(), s, id)
+		if lerr != nil {
+			return err
+		}
+		v.Error = ae.Message
+		return u.render(w, r, s, ae.Status, "release.html", "Release "+v.R.Version, v)
+	}
+	if err != nil {
+		return err
+	}
+	http.Redirect(w, r, Prefix+"releases/"+url.PathEscape(id)+"?done="+url.QueryEscape(action), http.StatusSeeOther)
+	return nil
+}
+
+func releaseNotice(action string) string {
+	switch action {
+	case "publish":
+		return "Published. The release can now be rolled out; it no longer takes artifacts."
+	case "finalize":
+		return "Finalized. Devices running the release raise their security floor at their next check-in."
+	case "mark-bad":
+		return "Marked bad. No new campaign may use the release."
+	case "clear-bad":
+		return "The bad mark is cleared."
+	}
+	return ""
 }
 
 // expiryWarning matches the server's readiness warning window.

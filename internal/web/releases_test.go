@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/url"
 	"regexp"
 	"strings"
 	"testing"
@@ -115,11 +117,17 @@ func TestReleaseDetailArtifactsAndSignatures(t *testing.T) {
 	b := signIn(t, e, "olga", store.RoleOperator)
 
 	r := b.Get("/ui/releases/" + draft.ID)
-	r.MustContain(t, "No artifacts yet.", "updraft release upload 3.0.0-rc.1 FILE", "updraft release publish 3.0.0-rc.1",
+	r.MustContain(t, `id="btn-publish"`, "No artifacts yet.", "updraft release upload 3.0.0-rc.1 FILE", "updraft release publish 3.0.0-rc.1",
 		"A draft cannot be rolled out")
 	if strings.Contains(r.Body, `id="btn-new-campaign"`) {
 		t.Fatal("a draft offers a campaign")
 	}
+	// Publishing a draft without artifacts is refused by the API.
+	r = b.Post("/ui/releases/"+draft.ID+"/publish", url.Values{})
+	if r.Status/100 != 4 {
+		t.Fatalf("publish an empty draft: %d", r.Status)
+	}
+	r.MustContain(t, `id="release-error"`)
 
 	// Before any key exists the page says how to set signing up.
 	r = b.Get("/ui/releases/" + rel.ID)
@@ -143,13 +151,37 @@ func TestReleaseDetailArtifactsAndSignatures(t *testing.T) {
 	r = b.Get("/ui/releases/" + other.ID)
 	r.MustContain(t, "1 of 1 artifacts are not validly signed", `<span class="sig-bad">not signed</span>`, "not in role gw-200")
 
-	// Finalizing and flags show.
-	apiCall(t, e, 200, "POST", "/releases/"+rel.ID+"/finalize", nil, nil)
+	// Finalizing and flags show; operators act from the page.
+	r.MustContain(t, `id="btn-finalize"`, `id="btn-mark-bad"`)
+	r = b.Post("/ui/releases/"+rel.ID+"/mark-bad", url.Values{})
+	if r.Status != http.StatusBadRequest {
+		t.Fatalf("mark bad without a reason: %d", r.Status)
+	}
+	r.MustContain(t, `id="release-error"`, "reason is required")
+	if r = b.Post("/ui/releases/"+rel.ID+"/finalize", url.Values{}); r.Status != http.StatusSeeOther {
+		t.Fatalf("finalize: %d\n%s", r.Status, r.Body)
+	}
 	apiCall(t, e, 200, "POST", "/releases/"+rel.ID+"/mark-affected", map[string]any{"cves": []string{"CVE-2026-2001"}}, nil)
-	apiCall(t, e, 200, "POST", "/releases/"+rel.ID+"/mark-bad", map[string]any{"bad": true, "reason": "boot loop on rev C"}, nil)
-	r = b.Get("/ui/releases/" + rel.ID)
-	r.MustContain(t, "yes, 2026-06-01 09:00 UTC by web-test", `id="release-bad"`, "Marked bad: boot loop on rev C",
-		`id="release-affected"`, "CVE-2026-2001")
+	if r = b.Post("/ui/releases/"+rel.ID+"/mark-bad", url.Values{"reason": {"boot loop on rev C"}}); r.Status != http.StatusSeeOther {
+		t.Fatalf("mark bad: %d\n%s", r.Status, r.Body)
+	}
+	r = b.Get(r.Location)
+	r.MustContain(t, "Marked bad. No new campaign", "yes, 2026-06-01 09:00 UTC by olga", `id="release-bad"`, "Marked bad: boot loop on rev C",
+		`id="release-affected"`, "CVE-2026-2001", `id="btn-clear-bad"`)
+	if strings.Contains(r.Body, `id="btn-finalize"`) {
+		t.Fatal("a finalized release offers Finalize")
+	}
+	viewer := signIn(t, e, "vera", store.RoleViewer)
+	r = viewer.Get("/ui/releases/" + rel.ID)
+	if strings.Contains(r.Body, `id="release-actions"`) {
+		t.Fatal("a viewer is offered release actions")
+	}
+	if r := viewer.Post("/ui/releases/"+rel.ID+"/clear-bad", url.Values{}); r.Status != http.StatusForbidden {
+		t.Fatalf("viewer clears the bad mark: %d", r.Status)
+	}
+	if r := b.PostWithoutCSRF("/ui/releases/"+rel.ID+"/clear-bad", url.Values{}); r.Status != http.StatusForbidden {
+		t.Fatalf("clear the bad mark without the CSRF token: %d", r.Status)
+	}
 
 	// Three months on, the role has expired and the page says so.
 	e.Clock.Advance(100 * 24 * time.Hour)
