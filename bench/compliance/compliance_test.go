@@ -15,7 +15,8 @@
 //
 //	go test -run '^$' -bench . -benchtime 3x ./bench/compliance
 //
-// and -compliance.sizes=10000,100000 to choose the fleet sizes. It prints
+// and -compliance.sizes=10000,100000 to choose the fleet sizes,
+// -compliance.db=postgres to run on PostgreSQL. It prints
 // each size's times, the ratio to the baseline and to the previous size.
 //
 // Figures from one run on the 2-core development machine while other
@@ -39,11 +40,16 @@ import (
 
 	"github.com/updraft/updraft/internal/semver"
 	"github.com/updraft/updraft/internal/store"
+	"github.com/updraft/updraft/internal/store/postgres"
 	"github.com/updraft/updraft/internal/store/sqlite"
 	"github.com/updraft/updraft/internal/store/sqlstore"
+	"github.com/updraft/updraft/internal/testenv"
 )
 
-var sizesFlag = flag.String("compliance.sizes", "10000,100000", "fleet sizes to measure")
+var (
+	sizesFlag = flag.String("compliance.sizes", "10000,100000", "fleet sizes to measure")
+	dbFlag    = flag.String("compliance.db", "sqlite", "database: sqlite, or postgres (UPDRAFT_TEST_POSTGRES_URL, see internal/testenv)")
+)
 
 var t0 = time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)
 
@@ -68,7 +74,16 @@ func release(b *testing.B, st *sqlstore.Store, version string, sev store.Severit
 func populate(b *testing.B, n int) *sqlstore.Store {
 	b.Helper()
 	ctx := context.Background()
-	st, err := sqlite.Open(filepath.Join(b.TempDir(), "compliance.db"), nil)
+	var st *sqlstore.Store
+	var err error
+	switch *dbFlag {
+	case "sqlite":
+		st, err = sqlite.Open(filepath.Join(b.TempDir(), "compliance.db"), nil)
+	case "postgres":
+		st, err = postgres.Open(ctx, testenv.Postgres(b), nil)
+	default:
+		b.Fatalf("-compliance.db %q: want sqlite or postgres", *dbFlag)
+	}
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -93,6 +108,7 @@ func populate(b *testing.B, n int) *sqlstore.Store {
 		keys[v] = semver.Key(semver.MustParse(v))
 	}
 	us := t0.Add(time.Hour).UnixMicro()
+	q := st.Dialect().Rebind
 	err = bulk(st.DB(), n, func(tx *sql.Tx, i int) error {
 		dev, asg := fmt.Sprintf("dev-%08d", i), fmt.Sprintf("asg-%08d", i)
 		version, rel, campaign := "1.0.0", r100.ID, ""
@@ -104,19 +120,19 @@ func populate(b *testing.B, n int) *sqlstore.Store {
 		case 3:
 			version = "0.9.0"
 		}
-		if _, err := tx.Exec(`INSERT INTO devices (tenant_id, id, serial, state, protocol, device_type, hw_rev, version, version_key, version_since, attributes, created_at, updated_at)
-			VALUES ('default', ?, ?, 'accepted', 'native', 'gw', 'B', ?, ?, ?, '{}', ?, ?)`, dev, "SN-"+dev, version, keys[version], us, us, us); err != nil {
+		if _, err := tx.Exec(q(`INSERT INTO devices (tenant_id, id, serial, state, protocol, device_type, hw_rev, version, version_key, version_since, attributes, created_at, updated_at)
+			VALUES ('default', ?, ?, 'accepted', 'native', 'gw', 'B', ?, ?, ?, '{}', ?, ?)`), dev, "SN-"+dev, version, keys[version], us, us, us); err != nil {
 			return err
 		}
 		if version == "0.9.0" {
 			return nil
 		}
-		if _, err := tx.Exec(`INSERT INTO assignments (tenant_id, id, device_id, release_id, campaign_id, state, active, progress, created_at, updated_at)
-			VALUES ('default', ?, ?, ?, ?, 'succeeded', 0, 100, ?, ?)`, asg, dev, rel, campaign, us, us); err != nil {
+		if _, err := tx.Exec(q(`INSERT INTO assignments (tenant_id, id, device_id, release_id, campaign_id, state, active, progress, created_at, updated_at)
+			VALUES ('default', ?, ?, ?, ?, 'succeeded', 0, 100, ?, ?)`), asg, dev, rel, campaign, us, us); err != nil {
 			return err
 		}
-		_, err := tx.Exec(`INSERT INTO assignment_events (tenant_id, device_id, seq, assignment_id, state, progress, reported_at, received_at, applied)
-			VALUES ('default', ?, 1, ?, 'succeeded', 100, ?, ?, 1)`, dev, asg, us, us)
+		_, err := tx.Exec(q(`INSERT INTO assignment_events (tenant_id, device_id, seq, assignment_id, state, progress, reported_at, received_at, applied)
+			VALUES ('default', ?, 1, ?, 'succeeded', 100, ?, ?, 1)`), dev, asg, us, us)
 		return err
 	})
 	if err != nil {

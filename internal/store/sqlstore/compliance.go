@@ -14,17 +14,17 @@ import (
 
 // Compliance reports (store.Compliance).
 //
-// A device's version at a time T is decided from two sources, in one SQL
-// statement per page:
+// A device's version at a time T is decided from two sources:
 //   - the newest applied "succeeded" status report received by T
 //     (assignment_events is append-only, so this is history, not the
 //     current state); its assignment, release and campaign;
 //   - the version the device itself reports (devices.version), which it
 //     has run continuously since devices.version_since up to now.
 //
-// The reported version wins when it was first reported by T, after the
-// succeeded report, and differs from that assignment's version (the device
-// changed version without Updraft); the assignment wins otherwise. A device
+// The reported version wins when it was first reported by T and after the
+// succeeded report: the device changed version without Updraft since (even
+// if it came back to the assigned one, it has run it only since then). The
+// assignment wins otherwise. A device
 // with neither by T is "unknown". Devices enrolled after T are left out.
 //
 // Exposure (accepted devices with a known version only):
@@ -35,13 +35,18 @@ import (
 //     full artifact for the device's type and revision (or a delta from the
 //     running version), exists.
 //
-// The same rules are written twice: as SQL conditions, so that a page of
-// exposed devices is filled by the database, and in Go (exposures), to
-// explain each row. The conformance suite checks that they agree.
-//
-// Per page: one query for the rows, one for the approvals of the page's
-// campaigns and hand-made assignments, and one (per call) for the fix
-// releases with their hardware. Nothing is read per device.
+// How it reads: the devices in id order, a chunk at a time, each with its
+// newest succeeded report found by one correlated lookup on the
+// assignment_events primary key (no join, so both databases walk the
+// devices index in order and stop at the chunk's end); then the chunk's
+// assignments, releases and campaigns in one query by id. The tenant's
+// releases and the fix releases' hardware are read once per call. The
+// rules above are applied in Go, and a release or exposure filter keeps
+// reading chunks until the page is full. Approvals are one more query per
+// page. Nothing is read per device.
+
+// complianceChunk bounds how many devices a filtered page reads at a time.
+const complianceChunk = store.MaxPageLimit
 
 // approvalActions are the audit actions that count as approvals.
 var (
@@ -149,12 +154,6 @@ func (s *Store) complianceAt(ctx context.Context, tenant string, q store.Complia
 		return nil, "", err
 	}
 	at := micros(q.At)
-	releaseVersion := ""
-	if q.ReleaseID != "" {
-		if err := s.queryRow(ctx, `SELECT version FROM releases WHERE tenant_id = ? AND id = ?`, tenant, q.ReleaseID).Scan(&releaseVersion); err != nil {
-			return nil, "", notFound(err, "release "+q.ReleaseID)
-		}
-	}
 	after := ""
 	if q.Page.After != "" {
 		parts, err := decodeCursor(q.Page.After, 1)
@@ -163,110 +162,224 @@ func (s *Store) complianceAt(ctx context.Context, tenant string, q store.Complia
 		}
 		after = parts[0]
 	}
+	releases, err := s.releasesByVersion(ctx, tenant)
+	if err != nil {
+		return nil, "", err
+	}
+	releaseVersion := ""
+	if q.ReleaseID != "" {
+		for v, r := range releases {
+			if r.id == q.ReleaseID {
+				releaseVersion = v
+			}
+		}
+		if releaseVersion == "" {
+			return nil, "", fmt.Errorf("release %s: %w", q.ReleaseID, store.ErrNotFound)
+		}
+	}
 	fixes, err := s.fixReleases(ctx, tenant, at, sev, q.CVE)
 	if err != nil {
 		return nil, "", err
 	}
 	n := limit(q.Page)
-
-	var a sqlArgs
-	a.add(`SELECT id, serial, device_type, hw_rev, state, src, eff_version, eff_key, since, assignment_id, campaign_id, campaign_name, rv_id, rv_affected FROM (
-SELECT y.*, rv.id AS rv_id, rv.affected_by AS rv_affected FROM (
-SELECT x.*,
-  CASE x.src WHEN 'reported' THEN x.d_version WHEN 'assignment' THEN x.a_version ELSE '' END AS eff_version,
-  CASE x.src WHEN 'reported' THEN x.d_key WHEN 'assignment' THEN x.a_key ELSE '' END AS eff_key,
-  CASE x.src WHEN 'reported' THEN x.d_since WHEN 'assignment' THEN x.e_at ELSE NULL END AS since
-FROM (
-SELECT d.id, d.serial, d.device_type, d.hw_rev, d.state,
-  d.version AS d_version, d.version_key AS d_key, d.version_since AS d_since,
-  e.received_at AS e_at, COALESCE(a.id, '') AS assignment_id, COALESCE(a.campaign_id, '') AS campaign_id,
-  COALESCE(c.name, '') AS campaign_name, COALESCE(ra.version, '') AS a_version, COALESCE(ra.version_key, '') AS a_key,
-  CASE
-    WHEN d.version <> '' AND d.version_since IS NOT NULL AND d.version_since <= ?
-      AND (e.received_at IS NULL OR (d.version_since > e.received_at AND d.version <> ra.version)) THEN 'reported'
-    WHEN e.received_at IS NOT NULL THEN 'assignment'
-    ELSE 'unknown'
-  END AS src
-FROM devices d
-LEFT JOIN assignment_events e ON e.tenant_id = d.tenant_id AND e.device_id = d.id AND e.seq = (
-  SELECT e2.seq FROM assignment_events e2
-  WHERE e2.tenant_id = d.tenant_id AND e2.device_id = d.id AND e2.state = 'succeeded' AND e2.applied = 1 AND e2.received_at <= ?
-  ORDER BY e2.received_at DESC, e2.seq DESC LIMIT 1)
-LEFT JOIN assignments a ON a.tenant_id = e.tenant_id AND a.id = e.assignment_id
-LEFT JOIN releases ra ON ra.tenant_id = a.tenant_id AND ra.id = a.release_id
-LEFT JOIN campaigns c ON c.tenant_id = a.tenant_id AND c.id = a.campaign_id
-WHERE d.tenant_id = ? AND d.state IN ('accepted', 'decommissioned') AND d.created_at <= ? AND d.id > ?
-) x
-) y
-LEFT JOIN releases rv ON rv.tenant_id = ? AND rv.version = y.eff_version
-) z
-WHERE 1 = 1`, at, at, tenant, at, after, tenant)
-	if q.ReleaseID != "" {
-		a.add(` AND eff_version = ?`, releaseVersion)
+	chunk := n + 1
+	if exposedOnly || releaseVersion != "" {
+		// Filtered: read more than a page at a time, up to the bound.
+		chunk = max(chunk, min(complianceChunk, 2*chunk))
 	}
-	if exposedOnly {
-		a.add(` AND state = 'accepted' AND eff_version <> '' AND (`)
-		if q.CVE != "" {
-			a.add(`rv_affected LIKE ?`, cveLike(q.CVE))
-		} else {
-			a.add(`(rv_affected IS NOT NULL AND rv_affected <> '[]')`)
-		}
-		a.add(` OR EXISTS (SELECT 1 FROM releases f JOIN artifact_hw h ON h.tenant_id = f.tenant_id AND h.release_id = f.id
-  WHERE f.tenant_id = ? AND f.state = 'published' AND f.published_at <= ? AND f.severity IN `, tenant, at)
-		a.in(severityStrings(sev))
-		if q.CVE != "" {
-			a.add(` AND f.cves LIKE ?`, cveLike(q.CVE))
-		}
-		a.add(` AND f.version_key > z.eff_key AND h.device_type = z.device_type AND h.hw_rev = z.hw_rev
-    AND (h.from_version = '' OR h.from_version = z.eff_version)))`)
-	}
-	a.add(` ORDER BY id LIMIT ` + strconv.Itoa(n+1))
-
-	rows, err := s.query(ctx, a.b.String(), a.args...)
-	if err != nil {
-		return nil, "", err
-	}
-	type row struct {
-		dv         store.DeviceVersion
-		key        string
-		rvAffected string
-	}
-	page, next, err := scanPage(rows, n, func(sc interface{ Scan(...any) error }) (row, error) {
-		var r row
-		var state, src string
-		var since sql.NullInt64
-		var rvID, rvAffected sql.NullString
-		if err := sc.Scan(&r.dv.DeviceID, &r.dv.Serial, &r.dv.DeviceType, &r.dv.HWRev, &state, &src, &r.dv.Version, &r.key, &since,
-			&r.dv.AssignmentID, &r.dv.CampaignID, &r.dv.CampaignName, &rvID, &rvAffected); err != nil {
-			return r, err
-		}
-		r.dv.State = store.DeviceState(state)
-		r.dv.Source = store.VersionSource(src)
-		r.dv.Since = timePtr(since)
-		r.dv.ReleaseID = rvID.String
-		r.rvAffected = rvAffected.String
-		return r, nil
-	}, func(r row) string { return encodeCursor(r.dv.DeviceID) })
-	if err != nil {
-		return nil, "", err
-	}
-	out := make([]store.DeviceVersion, len(page))
-	for i, r := range page {
-		dv := r.dv
-		if dv.Source != store.SourceAssignment {
-			// The reported version was not put there by an assignment.
-			dv.AssignmentID, dv.CampaignID, dv.CampaignName = "", "", ""
-		}
-		dv.Exposures, err = exposures(dv, r.key, r.rvAffected, fixes, q.CVE)
+	var out []store.DeviceVersion
+	for len(out) <= n {
+		devs, err := s.devicesAt(ctx, tenant, at, after, chunk)
 		if err != nil {
 			return nil, "", err
 		}
-		out[i] = dv
+		if err := s.resolveAssignments(ctx, tenant, devs); err != nil {
+			return nil, "", err
+		}
+		for _, d := range devs {
+			dv, key := d.decide(at, releases)
+			if releaseVersion != "" && dv.Version != releaseVersion {
+				continue
+			}
+			dv.Exposures = exposures(dv, key, releases[dv.Version].affected, fixes, q.CVE)
+			if exposedOnly && !dv.Exposed() {
+				continue
+			}
+			out = append(out, dv)
+			if len(out) > n {
+				break
+			}
+		}
+		if len(devs) < chunk {
+			break
+		}
+		after = devs[len(devs)-1].id
+	}
+	next := ""
+	if len(out) > n {
+		out = out[:n]
+		next = encodeCursor(out[n-1].DeviceID)
+	}
+	if out == nil {
+		out = []store.DeviceVersion{}
 	}
 	if err := s.attachApprovals(ctx, tenant, at, out); err != nil {
 		return nil, "", err
 	}
 	return out, next, nil
+}
+
+// deviceAt is one device as read for a report, before the rules apply.
+type deviceAt struct {
+	id, serial, deviceType, hwRev, state string
+	version, versionKey                  string
+	versionSince                         sql.NullInt64
+	// The newest applied succeeded report by the report's time, if any,
+	// and (from resolveAssignments) its assignment.
+	assignmentID sql.NullString
+	succeededAt  sql.NullInt64
+	a            assignmentAt
+}
+
+// assignmentAt is what the report needs of an assignment.
+type assignmentAt struct {
+	campaignID, campaignName string
+	version, versionKey      string
+}
+
+// releaseAt is what the report needs of a release, by version.
+type releaseAt struct {
+	id       string
+	affected []string
+}
+
+// devicesAt reads up to limit accepted or decommissioned devices enrolled
+// by at, after the id after, with their newest succeeded report by at.
+func (s *Store) devicesAt(ctx context.Context, tenant string, at int64, after string, limit int) ([]deviceAt, error) {
+	// One lookup per device gives both the time and the assignment of its
+	// newest succeeded report, as "<received_at> <assignment id>".
+	rows, err := s.query(ctx, `SELECT d.id, d.serial, d.device_type, d.hw_rev, d.state, d.version, d.version_key, d.version_since,
+		(SELECT e.received_at || ' ' || e.assignment_id FROM assignment_events e
+			WHERE e.tenant_id = d.tenant_id AND e.device_id = d.id AND e.state = 'succeeded' AND e.applied = 1 AND e.received_at <= ?
+			ORDER BY e.received_at DESC, e.seq DESC LIMIT 1)
+		FROM devices d
+		WHERE d.tenant_id = ? AND d.state IN ('accepted', 'decommissioned') AND d.created_at <= ? AND d.id > ?
+		ORDER BY d.id LIMIT `+strconv.Itoa(limit), at, tenant, at, after)
+	if err != nil {
+		return nil, fmt.Errorf("read devices: %w", err)
+	}
+	defer rows.Close()
+	var out []deviceAt
+	for rows.Next() {
+		var d deviceAt
+		var newest sql.NullString
+		if err := rows.Scan(&d.id, &d.serial, &d.deviceType, &d.hwRev, &d.state, &d.version, &d.versionKey, &d.versionSince, &newest); err != nil {
+			return nil, fmt.Errorf("read devices: %w", err)
+		}
+		if newest.Valid {
+			when, id, ok := strings.Cut(newest.String, " ")
+			us, err := strconv.ParseInt(when, 10, 64)
+			if !ok || err != nil {
+				return nil, fmt.Errorf("read devices: newest report of %s: %q", d.id, newest.String)
+			}
+			d.succeededAt = sql.NullInt64{Int64: us, Valid: true}
+			d.assignmentID = sql.NullString{String: id, Valid: true}
+		}
+		out = append(out, d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read devices: %w", err)
+	}
+	return out, nil
+}
+
+// resolveAssignments reads the assignments behind the devices' succeeded
+// reports, with their release and campaign, in one query.
+func (s *Store) resolveAssignments(ctx context.Context, tenant string, devs []deviceAt) error {
+	var ids []string
+	for _, d := range devs {
+		if d.assignmentID.Valid {
+			ids = append(ids, d.assignmentID.String)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	var a sqlArgs
+	a.add(`SELECT a.id, a.campaign_id, COALESCE(c.name, ''), r.version, r.version_key
+		FROM assignments a
+		JOIN releases r ON r.tenant_id = a.tenant_id AND r.id = a.release_id
+		LEFT JOIN campaigns c ON c.tenant_id = a.tenant_id AND c.id = a.campaign_id
+		WHERE a.tenant_id = ? AND a.id IN `, tenant)
+	a.in(ids)
+	rows, err := s.query(ctx, a.b.String(), a.args...)
+	if err != nil {
+		return fmt.Errorf("read assignments: %w", err)
+	}
+	defer rows.Close()
+	byID := map[string]assignmentAt{}
+	for rows.Next() {
+		var id string
+		var as assignmentAt
+		if err := rows.Scan(&id, &as.campaignID, &as.campaignName, &as.version, &as.versionKey); err != nil {
+			return fmt.Errorf("read assignments: %w", err)
+		}
+		byID[id] = as
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read assignments: %w", err)
+	}
+	for i := range devs {
+		if devs[i].assignmentID.Valid {
+			devs[i].a = byID[devs[i].assignmentID.String]
+		}
+	}
+	return nil
+}
+
+// releasesByVersion reads every release of the tenant (their number is
+// small next to the fleet's): id and affected_by.
+func (s *Store) releasesByVersion(ctx context.Context, tenant string) (map[string]releaseAt, error) {
+	rows, err := s.query(ctx, `SELECT id, version, affected_by FROM releases WHERE tenant_id = ?`, tenant)
+	if err != nil {
+		return nil, fmt.Errorf("read releases: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]releaseAt{}
+	for rows.Next() {
+		var version, affected string
+		var r releaseAt
+		if err := rows.Scan(&r.id, &version, &affected); err != nil {
+			return nil, fmt.Errorf("read releases: %w", err)
+		}
+		if err := decodeJSON(affected, &r.affected); err != nil {
+			return nil, err
+		}
+		out[version] = r
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read releases: %w", err)
+	}
+	return out, nil
+}
+
+// decide applies the version rules to a device read at the time at; key
+// orders the version it ran (semver.Key).
+func (d deviceAt) decide(at int64, releases map[string]releaseAt) (dv store.DeviceVersion, key string) {
+	dv = store.DeviceVersion{DeviceID: d.id, Serial: d.serial, DeviceType: d.deviceType, HWRev: d.hwRev,
+		State: store.DeviceState(d.state), Source: store.SourceUnknown}
+	reported := d.version != "" && d.versionSince.Valid && d.versionSince.Int64 <= at
+	switch {
+	case reported && (!d.succeededAt.Valid || (d.versionSince.Int64 > d.succeededAt.Int64)):
+		dv.Source, dv.Version, dv.Since, key = store.SourceReported, d.version, timePtr(d.versionSince), d.versionKey
+	case d.succeededAt.Valid:
+		dv.Source, dv.Version, dv.Since, key = store.SourceAssignment, d.a.version, timePtr(d.succeededAt), d.a.versionKey
+		dv.AssignmentID, dv.CampaignID, dv.CampaignName = d.assignmentID.String, d.a.campaignID, d.a.campaignName
+	}
+	if r, ok := releases[dv.Version]; ok && dv.Version != "" {
+		dv.ReleaseID = r.id
+	}
+	return dv, key
 }
 
 // fixReleases reads the releases that count as security fixes at the time
@@ -311,30 +424,24 @@ WHERE r.tenant_id = ? AND r.state = 'published' AND r.published_at <= ? AND r.se
 	return out, nil
 }
 
-// exposures explains why a device counts as exposed; the SQL of
-// complianceAt selects exactly the rows for which it is not empty.
-func exposures(dv store.DeviceVersion, key, rvAffected string, fixes []*fixRelease, cve string) ([]store.Exposure, error) {
+// exposures lists why a device counts as exposed (see the rules above):
+// key orders the version it runs, affected is its release's affected_by.
+func exposures(dv store.DeviceVersion, key string, affected []string, fixes []*fixRelease, cve string) []store.Exposure {
 	out := []store.Exposure{}
 	if dv.State != store.DeviceAccepted || dv.Version == "" {
-		return out, nil
+		return out
 	}
-	if rvAffected != "" {
-		var affected []string
-		if err := decodeJSON(rvAffected, &affected); err != nil {
-			return nil, err
-		}
-		if cve != "" {
-			affected = slices.DeleteFunc(affected, func(c string) bool { return c != cve })
-		}
-		if len(affected) > 0 {
-			out = append(out, store.Exposure{Reason: store.ExposureAffected, Release: dv.Version, CVEs: affected})
-		}
+	if cve != "" {
+		affected = slices.DeleteFunc(slices.Clone(affected), func(c string) bool { return c != cve })
+	}
+	if len(affected) > 0 {
+		out = append(out, store.Exposure{Reason: store.ExposureAffected, Release: dv.Version, CVEs: slices.Clone(affected)})
 	}
 	// Fix releases come newest first; list them oldest first, the order
 	// an operator would install them in.
 	var missed []store.Exposure
 	for _, f := range fixes {
-		if f.key > key && f.fits(dv.DeviceType, dv.HWRev, dv.Version) {
+		if key != "" && f.key > key && f.fits(dv.DeviceType, dv.HWRev, dv.Version) {
 			cves := slices.Clone(f.cves)
 			if cve != "" {
 				cves = []string{cve}
@@ -343,7 +450,7 @@ func exposures(dv store.DeviceVersion, key, rvAffected string, fixes []*fixRelea
 		}
 	}
 	slices.Reverse(missed)
-	return append(out, missed...), nil
+	return append(out, missed...)
 }
 
 // attachApprovals reads, in one query, the approval audit entries (up to

@@ -15,19 +15,20 @@ import (
 //
 //	T0      1.0.0 (medium, gw-200 B and C) published; all devices enrolled
 //	+30m    d3 reports 0.9.0 by itself (no release of it exists)
-//	+1h     d1, d2, d5, d6 assigned 1.0.0 by hand; succeeded at +2h
+//	+1h     d1, d2, d5, d6, d7 assigned 1.0.0 by hand; succeeded at +2h
 //	+2h30m  d6 decommissioned
 //	+3h     1.1.0 (high, fixes CVE-2026-1001, gw-200 B) published;
 //	        campaign "spring" for 1.1.0 started by admin
 //	+4h     campaign approved by u-lead
 //	+5h     d2 assigned 1.1.0 by the campaign; succeeded at +6h
-//	+8h     d5 reports 1.0.5 by itself (flashed outside Updraft)
+//	+8h     d5 and d7 report 1.0.5 by themselves (flashed outside Updraft)
+//	+9h     d7 reports 1.0.0 again
 //	+10h    1.2.0 (critical, fixes CVE-2026-2002, gw-200 C only) published
 //
 // 1.0.0 is marked affected by CVE-2026-0999. d4 (rev C) never reports.
 type complianceFleet struct {
 	e                  *releaseEnv
-	d                  map[string]store.Device // d1…d6 by name
+	d                  map[string]store.Device // d1…d7 by name
 	r100, r110, r120   store.Release
 	spring             store.Campaign
 	pendingID          string
@@ -68,7 +69,7 @@ func newComplianceFleet(t *testing.T, h Harness) *complianceFleet {
 	f := &complianceFleet{e: e, d: map[string]store.Device{}}
 	hour := func(h float64) time.Time { return T0.Add(time.Duration(h * float64(time.Hour))) }
 	f.r100 = e.releaseAt("1.0.0", store.SeverityMedium, nil, T0, "gw-200", "B", "C")
-	for i, rev := range []string{"B", "B", "B", "C", "B", "B"} {
+	for i, rev := range []string{"B", "B", "B", "C", "B", "B", "B"} {
 		f.d[fmt.Sprintf("d%d", i+1)] = e.device("gw-200", rev)
 	}
 	f.pendingID = e.pendingDevice("gw-200", "B").ID
@@ -79,6 +80,7 @@ func newComplianceFleet(t *testing.T, h Harness) *complianceFleet {
 	f.assignD2 = e.installed(f.d["d2"].ID, f.r100.ID, "", 1, hour(1), hour(2)).ID
 	e.installed(f.d["d5"].ID, f.r100.ID, "", 1, hour(1), hour(2))
 	e.installed(f.d["d6"].ID, f.r100.ID, "", 1, hour(1), hour(2))
+	e.installed(f.d["d7"].ID, f.r100.ID, "", 1, hour(1), hour(2))
 	if _, err := e.s.DecommissionDevice(e.ctx, store.DefaultTenant, f.d["d6"].ID, Admin, hour(2.5)); err != nil {
 		t.Fatal(err)
 	}
@@ -97,8 +99,13 @@ func newComplianceFleet(t *testing.T, h Harness) *complianceFleet {
 		}
 	}
 	e.installed(f.d["d2"].ID, f.r110.ID, f.spring.ID, 2, hour(5), hour(6))
-	if _, err := e.s.UpdateDeviceReport(e.ctx, store.DefaultTenant, f.d["d5"].ID, store.DeviceReport{Version: "1.0.5", Now: hour(8)}); err != nil {
-		t.Fatal(err)
+	for _, r := range []struct {
+		name, version string
+		at            time.Time
+	}{{"d5", "1.0.5", hour(8)}, {"d7", "1.0.5", hour(8)}, {"d7", "1.0.0", hour(9)}} {
+		if _, err := e.s.UpdateDeviceReport(e.ctx, store.DefaultTenant, f.d[r.name].ID, store.DeviceReport{Version: r.version, Now: r.at}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	f.r120 = e.releaseAt("1.2.0", store.SeverityCritical, []string{"CVE-2026-2002"}, hour(10), "gw-200", "C")
 	if _, err := e.s.MarkAffected(e.ctx, store.DefaultTenant, f.r100.ID, []string{"CVE-2026-0999"}, Admin, hour(10)); err != nil {
@@ -193,7 +200,7 @@ func testCompliance(t *testing.T, h Harness) {
 	t.Run("VersionsNow", func(t *testing.T) {
 		f.e.t = t
 		rows := f.all(false, at(11), 1000)
-		want := "d1=1.0.0/assignment d2=1.1.0/assignment d3=0.9.0/reported d4=/unknown d5=1.0.5/reported d6=1.0.0/assignment"
+		want := "d1=1.0.0/assignment d2=1.1.0/assignment d3=0.9.0/reported d4=/unknown d5=1.0.5/reported d6=1.0.0/assignment d7=1.0.0/reported"
 		if got := f.names(rows); got != want {
 			t.Fatalf("versions at +11h:\n got %s\nwant %s", got, want)
 		}
@@ -233,6 +240,13 @@ func testCompliance(t *testing.T, h Harness) {
 			exposureText(d5.Exposures) != "missing-fix:1.1.0:high:CVE-2026-1001" {
 			t.Fatalf("d5 %+v", d5)
 		}
+		// d7 left 1.0.0 and came back to it on its own: it has run it
+		// since it came back, and no assignment put it there.
+		d7 := f.row(rows, "d7")
+		if !d7.Since.Equal(hour(9)) || d7.AssignmentID != "" || d7.ReleaseID != f.r100.ID ||
+			exposureText(d7.Exposures) != "affected:1.0.0::CVE-2026-0999 missing-fix:1.1.0:high:CVE-2026-1001" {
+			t.Fatalf("d7 %+v", d7)
+		}
 		d6 := f.row(rows, "d6")
 		if d6.State != store.DeviceDecommissioned || len(d6.Exposures) != 0 {
 			t.Fatalf("d6 %+v", d6)
@@ -242,7 +256,7 @@ func testCompliance(t *testing.T, h Harness) {
 	t.Run("VersionsInThePast", func(t *testing.T) {
 		f.e.t = t
 		rows := f.all(false, at(2.75), 1000)
-		want := "d1=1.0.0/assignment d2=1.0.0/assignment d3=0.9.0/reported d4=/unknown d5=1.0.0/assignment d6=1.0.0/assignment"
+		want := "d1=1.0.0/assignment d2=1.0.0/assignment d3=0.9.0/reported d4=/unknown d5=1.0.0/assignment d6=1.0.0/assignment d7=1.0.0/assignment"
 		if got := f.names(rows); got != want {
 			t.Fatalf("versions at +2h45m:\n got %s\nwant %s", got, want)
 		}
@@ -250,7 +264,7 @@ func testCompliance(t *testing.T, h Harness) {
 		if got := exposureText(f.row(rows, "d3").Exposures); got != "" {
 			t.Fatalf("d3 exposed before any fix existed: %s", got)
 		}
-		if got := f.names(f.all(false, at(0.75), 1000)); got != "d1=/unknown d2=/unknown d3=0.9.0/reported d4=/unknown d5=/unknown d6=/unknown" {
+		if got := f.names(f.all(false, at(0.75), 1000)); got != "d1=/unknown d2=/unknown d3=0.9.0/reported d4=/unknown d5=/unknown d6=/unknown d7=/unknown" {
 			t.Fatalf("versions at +45m: %s", got)
 		}
 		if rows := f.all(false, store.ComplianceQuery{At: T0.Add(-time.Minute)}, 1000); len(rows) != 0 {
@@ -267,11 +281,11 @@ func testCompliance(t *testing.T, h Harness) {
 		f.e.t = t
 		q := at(11)
 		q.ReleaseID = f.r100.ID
-		if got := f.names(f.all(false, q, 1000)); got != "d1=1.0.0/assignment d6=1.0.0/assignment" {
+		if got := f.names(f.all(false, q, 1000)); got != "d1=1.0.0/assignment d6=1.0.0/assignment d7=1.0.0/reported" {
 			t.Fatalf("on 1.0.0 at +11h: %s", got)
 		}
 		q.At = hour(2.75)
-		if got := f.names(f.all(false, q, 1)); got != "d1=1.0.0/assignment d2=1.0.0/assignment d5=1.0.0/assignment d6=1.0.0/assignment" {
+		if got := f.names(f.all(false, q, 1)); got != "d1=1.0.0/assignment d2=1.0.0/assignment d5=1.0.0/assignment d6=1.0.0/assignment d7=1.0.0/assignment" {
 			t.Fatalf("on 1.0.0 at +2h45m: %s", got)
 		}
 		q.ReleaseID = f.r120.ID
@@ -287,15 +301,15 @@ func testCompliance(t *testing.T, h Harness) {
 			q    store.ComplianceQuery
 			want string
 		}{
-			{"Default", at(11), "d1=1.0.0/assignment d3=0.9.0/reported d5=1.0.5/reported"},
-			{"AffectedCVE", store.ComplianceQuery{At: hour(11), CVE: "CVE-2026-0999"}, "d1=1.0.0/assignment"},
-			{"FixedCVE", store.ComplianceQuery{At: hour(11), CVE: "CVE-2026-1001"}, "d1=1.0.0/assignment d3=0.9.0/reported d5=1.0.5/reported"},
+			{"Default", at(11), "d1=1.0.0/assignment d3=0.9.0/reported d5=1.0.5/reported d7=1.0.0/reported"},
+			{"AffectedCVE", store.ComplianceQuery{At: hour(11), CVE: "CVE-2026-0999"}, "d1=1.0.0/assignment d7=1.0.0/reported"},
+			{"FixedCVE", store.ComplianceQuery{At: hour(11), CVE: "CVE-2026-1001"}, "d1=1.0.0/assignment d3=0.9.0/reported d5=1.0.5/reported d7=1.0.0/reported"},
 			{"CVENobodyHas", store.ComplianceQuery{At: hour(11), CVE: "CVE-2026-7777"}, ""},
 			// The only critical release is built for rev C, where no
 			// device runs a known version.
-			{"CriticalOnly", store.ComplianceQuery{At: hour(11), Severities: []store.Severity{store.SeverityCritical}}, "d1=1.0.0/assignment"},
-			{"MediumCountsToo", store.ComplianceQuery{At: hour(11), Severities: []store.Severity{store.SeverityMedium}}, "d1=1.0.0/assignment d3=0.9.0/reported"},
-			{"BeforeTheFix", at(2.75), "d1=1.0.0/assignment d2=1.0.0/assignment d5=1.0.0/assignment"},
+			{"CriticalOnly", store.ComplianceQuery{At: hour(11), Severities: []store.Severity{store.SeverityCritical}}, "d1=1.0.0/assignment d7=1.0.0/reported"},
+			{"MediumCountsToo", store.ComplianceQuery{At: hour(11), Severities: []store.Severity{store.SeverityMedium}}, "d1=1.0.0/assignment d3=0.9.0/reported d7=1.0.0/reported"},
+			{"BeforeTheFix", at(2.75), "d1=1.0.0/assignment d2=1.0.0/assignment d5=1.0.0/assignment d7=1.0.0/assignment"},
 		}
 		for _, c := range cases {
 			for _, size := range []int{1, 1000} {
