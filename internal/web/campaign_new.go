@@ -323,10 +323,11 @@ type stratumCount struct {
 	N     int
 }
 
-// fieldKey maps a problem's field ("plan.staging[1]") to the form field
-// it is shown next to.
+// fieldIndex is the list index at the end of a problem's field.
 var fieldIndex = regexp.MustCompile(`\[\d+\]$`)
 
+// fieldOf maps a problem's field ("plan.staging[1]") to the form field
+// it is shown next to; "" for problems shown only in the summary.
 func fieldOf(problem string) string {
 	f := fieldIndex.ReplaceAllString(problem, "")
 	switch f {
