@@ -30,6 +30,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -358,6 +359,7 @@ func (g *gen) longPolls(res *Result, tokens []string, offset, n int, wait time.D
 		go func() {
 			defer wg.Done()
 			tok := tokens[(offset+i)%len(tokens)]
+			backoff := time.Second
 			for ctx.Err() == nil {
 				if err := g.checkIn(ctx, tok, query); err != nil {
 					if ctx.Err() != nil {
@@ -369,13 +371,16 @@ func (g *gen) longPolls(res *Result, tokens []string, offset, n int, wait time.D
 						firstErr = err.Error()
 					}
 					mu.Unlock()
-					// Back off like a device would rather than spin.
+					// Back off like a device would: doubling, with jitter,
+					// so failed connections do not come back in lockstep.
 					select {
 					case <-ctx.Done():
-					case <-time.After(time.Second):
+					case <-time.After(backoff/2 + rand.N(backoff/2)):
 					}
+					backoff = min(2*backoff, time.Minute)
 					continue
 				}
+				backoff = time.Second
 				answered.Add(1)
 			}
 		}()
