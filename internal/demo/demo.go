@@ -62,10 +62,10 @@ type Options struct {
 	// MinSoak overrides the health policy's minimum soak per wave [the
 	// standard policy's 24h]; tests shorten it.
 	MinSoak time.Duration
-	// DeviceTimeout overrides how long a campaign device may make no
-	// progress before it times out [the campaign default, 24h]; tests on
-	// a loaded machine lengthen it, since a stalled process loses
-	// simulated hours in seconds.
+	// DeviceTimeout is how long a campaign device may make no progress
+	// before it times out [the campaign default of 24h, or two minutes of
+	// real time when that is longer]: a process starved by a busy machine
+	// loses simulated hours in seconds, and that must not fail devices.
 	DeviceTimeout time.Duration
 	// PollInterval is the check-in interval the server hands out, in
 	// simulated time [1h].
@@ -93,6 +93,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.Regression == nil {
 		o.Regression = &sim.Behaviour{Version: BadVersion, HWRevs: []string{"B"}, CrashMultiplier: 5}
+	}
+	if o.DeviceTimeout <= 0 {
+		o.DeviceTimeout = max(24*time.Hour, time.Duration(120*o.Factor)*time.Second)
 	}
 	if o.PollInterval <= 0 {
 		o.PollInterval = time.Hour

@@ -69,7 +69,7 @@ func (d *demo) run(ctx context.Context) error {
 				return false
 			}
 		}
-		return d.badRevSettled()
+		return d.fleetSettled()
 	})
 	if err != nil {
 		return err
@@ -338,24 +338,14 @@ func (d *demo) versions(keep func(rev string) bool) map[string]int {
 	out := map[string]int{}
 	for _, dev := range d.fleet.Devices() {
 		if keep == nil || keep(dev.Identity.HWRev) {
-			out[dev.Status.Version]++
+			v := dev.Status.Version
+			if v == "" {
+				v = "mid-update"
+			}
+			out[v]++
 		}
 	}
 	return out
-}
-
-// badRevSettled reports whether every device of the bad revision is idle
-// on the factory image again with nothing left to report.
-func (d *demo) badRevSettled() bool {
-	for _, dev := range d.fleet.Devices() {
-		if !contains(d.o.Regression.HWRevs, dev.Identity.HWRev) {
-			continue
-		}
-		if dev.Status.Version != FactoryVersion || dev.Status.Phase != agent.PhaseIdle || dev.Status.Outbox != 0 {
-			return false
-		}
-	}
-	return true
 }
 
 // fleetSettled reports whether every device is idle with its reports sent.
