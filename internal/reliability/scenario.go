@@ -585,10 +585,19 @@ func goodSpec(cfg Config) campaign.Spec {
 		k = max(k, int(float64(cfg.Devices)*cfg.Faults.PowerCutRate*2)+3)
 		slo = max(slo, 2*cfg.Faults.PowerCutRate)
 	}
+	h := campaign.Health{MinSoak: campaign.Duration(cfg.MinSoak), GuardrailK: k, BaselineSLO: slo}
+	if cfg.Faults.PowerCutRate > 0 {
+		// The simulated power fails only during installs, so the control
+		// group, which installs nothing, has none of the unexpected
+		// reboots the updated devices report: the reboot-rate test would
+		// rightly tell the two apart and halt a good release for what the
+		// simulation injects. Judge crashes only.
+		h.RateMetrics = []campaign.RateMetric{{Name: "crash", Telemetry: "crashes"}}
+	}
 	return campaign.Spec{
 		Name: "good-" + Good, Release: Good,
 		Plan:      campaign.Plan{Waves: []float64{20, 100}},
-		Health:    campaign.Health{MinSoak: campaign.Duration(cfg.MinSoak), GuardrailK: k, BaselineSLO: slo},
+		Health:    h,
 		OnFailure: campaign.Failure{Action: campaign.FailRollback},
 		Seed:      int64(cfg.Seed),
 	}
