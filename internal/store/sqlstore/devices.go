@@ -544,6 +544,31 @@ func (s *Store) TouchLastSeen(ctx context.Context, tenant string, seen map[strin
 	slices.Sort(ids)
 	err := s.tx(ctx, func(t *txn) error {
 		for chunk := range slices.Chunk(ids, touchBatch) {
+			if t.s.d.Name() == "postgres" {
+				// An UPDATE … FROM (VALUES …) locks rows in the order its
+				// join plan reads them (often the table's), not in id
+				// order; report group commits lock device rows one by one
+				// in id order, and the two deadlocked under load. Take the
+				// locks in id order first.
+				lock := make([]any, 0, len(chunk)+1)
+				lock = append(lock, tenant)
+				for _, id := range chunk {
+					lock = append(lock, id)
+				}
+				rows, err := t.query(ctx, `SELECT id FROM devices WHERE tenant_id = ? AND id IN (`+
+					strings.TrimSuffix(strings.Repeat("?, ", len(chunk)), ", ")+`) ORDER BY id FOR UPDATE`, lock...)
+				if err != nil {
+					return err
+				}
+				for rows.Next() {
+				}
+				if err := rows.Close(); err != nil {
+					return err
+				}
+				if err := rows.Err(); err != nil {
+					return err
+				}
+			}
 			args := make([]any, 0, 2*len(chunk)+1)
 			for _, id := range chunk {
 				args = append(args, id, micros(seen[id]))
