@@ -43,7 +43,7 @@ import (
 // releases and the fix releases' hardware are read once per call. The
 // rules above are applied in Go, and a release or exposure filter keeps
 // reading chunks until the page is full. Approvals are one more query per
-// page. Nothing is read per device.
+// page. No query is sent per device.
 
 // complianceChunk bounds how many devices a filtered page reads at a time.
 const complianceChunk = store.MaxPageLimit
