@@ -9,8 +9,9 @@ import (
 // which device ran which version since when, and who put it there
 // (DeviceVersionsAt); and which devices were exposed to a vulnerable
 // release (ExposedDevicesAt). Both walk the devices in id order, one page
-// per call with a keyset cursor, and read each page with a fixed number of
-// queries whatever its size. docs/compliance.md explains the sources and
+// per call with a keyset cursor, reading devices in chunks with a fixed
+// number of queries per chunk, never one per device; a filtered page reads
+// chunks until it is full. docs/compliance.md explains the sources and
 // what they cannot tell.
 type Compliance interface {
 	// DeviceVersionsAt lists the accepted and decommissioned devices
