@@ -23,8 +23,9 @@ offline TUF keys, signs three releases, and enrolls --devices simulated
 devices, each the real agent in signed mode. Release 2.0.0 hides a
 regression on hardware revision B (5x the crash rate): its campaign, with
 waves sized by the power calculation and the default health policy, is
-halted by the health gate and revision B is rolled back, with the engine's
-explanation. Then 2.0.1 rolls out through every wave.
+halted by the health gate (revision B, or the whole campaign when the
+fleet-wide test rejects too) and its devices are rolled back, with the
+engine's explanation. Then 2.0.1 rolls out through every wave.
 
 The dashboard URL and the admin's credentials are printed at the start (the
 demo sets the password itself). Ctrl-C stops everything and removes the
