@@ -511,8 +511,19 @@ func (a *Agent) start(ctx context.Context) error {
 	}
 	if a.st.Boot.ID != a.bootID {
 		a.newBoot = true
+		// Unsent increments read in the previous boot, and its
+		// unexpected end, belong to that boot's last sample, not to the
+		// hour this boot sends them in (an install's reboot must not move
+		// them into the new release's first hours).
+		c := &a.st.Counters
+		last := c.ReadAt
+		if last.IsZero() {
+			last = now
+		}
+		c.holdUnsent(last)
 		if a.st.Boot.ID != "" && !a.st.Boot.Planned && !a.st.Boot.Shutdown {
-			a.st.Counters.Unexpected++
+			c.Unexpected++
+			c.hold(MetricUnexpectedReboots, last, 1)
 			a.log.Warn("the previous boot ended without a planned reboot or clean shutdown", "boot_count", a.st.Boot.Count+1)
 		}
 		a.st.Boot = bootRecord{ID: a.bootID, Count: a.st.Boot.Count + 1}

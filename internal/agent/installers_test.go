@@ -257,3 +257,79 @@ func TestTelemetry(t *testing.T) {
 		}
 	}
 }
+
+// TestTelemetryGapAttribution: counter increments read after a gap in
+// sampling (the device off, busy installing or starved for hours) and an
+// unexpected reboot are stamped at the gap's start, not at the send after
+// it, so a rollout's evidence does not count them in the hours after an
+// update; increments read while sampling runs are stamped when sent.
+func TestTelemetryGapAttribution(t *testing.T) {
+	t.Parallel()
+	srv := newServer(t, serverOptions{})
+	crashes := int64(3)
+	d := newDevice(t, srv, deviceOptions{configure: func(c *agent.Config) {
+		c.Sensors.Crashes = func(context.Context) (int64, error) { return crashes, nil }
+	}})
+	id := d.deviceID()
+	run := func(d2 time.Duration) {
+		from := srv.clock.Now()
+		for srv.clock.Now().Sub(from) < d2 {
+			wait, err := d.step(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv.clock.Advance(max(wait, time.Second))
+		}
+	}
+	start := srv.clock.Now()
+	run(time.Hour)
+	gapStart := srv.clock.Now()
+	// Five hours without a sample, 7 crashes in them, and the power cut
+	// that ends them.
+	srv.clock.Advance(5 * time.Hour)
+	crashes = 10
+	d.powerCycle()
+	gapEnd := srv.clock.Now()
+	run(time.Hour)
+	crashes = 12 // read while sampling runs
+	run(time.Hour)
+	type stamped struct {
+		at time.Time
+		v  float64
+	}
+	points := func(name string) (sum float64, late []stamped) {
+		pts, err := srv.store.TelemetryRaw(srv.ctx, store.DefaultTenant, id, name, start.Add(-time.Hour), srv.clock.Now().Add(time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range pts {
+			sum += p.Value
+			if p.Value > 0 && !p.At.After(gapEnd) {
+				continue
+			}
+			if p.Value > 0 {
+				late = append(late, stamped{p.At, p.Value})
+			}
+		}
+		return sum, late
+	}
+	if sum, late := points(agent.MetricUnexpectedReboots); sum != 1 || len(late) != 0 {
+		t.Fatalf("unexpected reboots: sum %v, stamped after the gap %v; want 1, none", sum, late)
+	}
+	sum, late := points(agent.MetricCrashes)
+	if sum != 12 {
+		t.Fatalf("crashes %v, want 12", sum)
+	}
+	if len(late) != 1 || late[0].v != 2 {
+		t.Fatalf("crashes stamped after the gap (gap %s..%s): %v; want only the 2 read while sampling", gapStart.Format(time.TimeOnly), gapEnd.Format(time.TimeOnly), late)
+	}
+	pts, err := srv.store.TelemetryRaw(srv.ctx, store.DefaultTenant, id, agent.MetricCrashes, gapStart.Add(time.Second), gapEnd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range pts {
+		if p.Value > 0 {
+			t.Fatalf("a crash point inside the gap at %s: increments must be stamped at its start", p.At.Format(time.TimeOnly))
+		}
+	}
+}

@@ -101,6 +101,15 @@ type counters struct {
 	Crashes        int64 `json:"crashes"`
 	CrashesSent    int64 `json:"crashes_sent"`
 	CrashSource    int64 `json:"crash_source"` // last value read from the crash source
+	// ReadAt is when the counters were last sampled, in this boot or
+	// an earlier one.
+	ReadAt time.Time `json:"read_at,omitzero"`
+	// Held are unsent increments that belong to an earlier time than the
+	// next send: those read after a gap in sampling (stamped at the gap's
+	// start) and those left from an earlier boot (stamped at that boot's
+	// last sample). They are part of the unsent totals above; the rest of
+	// those totals is sent stamped with the send time.
+	Held []wire.Point `json:"held,omitempty"`
 }
 
 // notice is the last "notified" report for an assignment not started.

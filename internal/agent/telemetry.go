@@ -2,13 +2,21 @@ package agent
 
 import (
 	"context"
+	"time"
 
 	"github.com/updraft/updraft/internal/deviceapi/wire"
 )
 
 // Telemetry metric names the agent reports. Counters of events (crashes,
 // unexpected reboots) are sent as increments since the last accepted
-// batch, so the server's hourly sums are event counts.
+// batch, so the server's hourly sums are event counts. An increment is
+// stamped with the send time only when it was read while the agent sampled
+// without a gap in the same boot; one read after a gap in sampling (the
+// device was off, busy or starved for longer than two sampling intervals)
+// is stamped with the gap's start, and one left from an earlier boot with
+// that boot's last sample, so the events of an update's download, install
+// and reboot land in the hours before it, not in the first hours of the
+// new release.
 const (
 	MetricUptime            = "uptime_s"
 	MetricBootCount         = "boot_count"
@@ -22,8 +30,13 @@ const (
 	MetricCustomPrefix      = "custom."
 )
 
-// maxSamples bounds the unsent telemetry kept in memory (one request).
-const maxSamples = wire.MaxPoints - 10
+// maxHeld bounds the held counter increments (distinct metric-hours);
+// beyond it the oldest is sent with the send time.
+const maxHeld = 16
+
+// maxSamples bounds the unsent telemetry kept in memory (one request
+// with the held increments and the two counters).
+const maxSamples = wire.MaxPoints - 10 - maxHeld
 
 // telemetry samples the sensors and sends the batch when due.
 func (a *Agent) telemetry(ctx context.Context) {
@@ -43,6 +56,12 @@ func (a *Agent) sample(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, sensorTimeout)
 	defer cancel()
 	now := a.clock.Now().UTC()
+	c := &a.st.Counters
+	// A reading more than two sampling intervals after the last one
+	// covers a gap: its increments happened at unknown times within it.
+	gapStart := c.ReadAt
+	gap := !gapStart.IsZero() && now.Sub(gapStart) > 2*a.cfg.Timing.TelemetrySample
+	c.ReadAt = now
 	add := func(name string, v float64) {
 		a.samples = append(a.samples, wire.Point{Name: name, At: now, Value: v})
 	}
@@ -78,13 +97,15 @@ func (a *Agent) sample(ctx context.Context) {
 	}
 	if s.Crashes != nil {
 		if v, err := s.Crashes(ctx); err == nil {
-			c := &a.st.Counters
 			delta := v - c.CrashSource
 			if v < c.CrashSource {
 				delta = v // the source was reset
 			}
 			c.Crashes += delta
 			c.CrashSource = v
+			if gap && delta > 0 {
+				c.hold(MetricCrashes, gapStart, delta)
+			}
 		} else {
 			a.log.Warn("cannot read the crash count", "err", err)
 		}
@@ -109,9 +130,10 @@ func (a *Agent) sendTelemetry(ctx context.Context) {
 	c := a.st.Counters
 	now := a.clock.Now().UTC()
 	points := append([]wire.Point(nil), a.samples...)
+	points = append(points, c.Held...)
 	points = append(points,
-		wire.Point{Name: MetricUnexpectedReboots, At: now, Value: float64(c.Unexpected - c.UnexpectedSent)},
-		wire.Point{Name: MetricCrashes, At: now, Value: float64(c.Crashes - c.CrashesSent)})
+		wire.Point{Name: MetricUnexpectedReboots, At: now, Value: float64(max(0, c.Unexpected-c.UnexpectedSent-c.held(MetricUnexpectedReboots)))},
+		wire.Point{Name: MetricCrashes, At: now, Value: float64(max(0, c.Crashes-c.CrashesSent-c.held(MetricCrashes)))})
 	var resp wire.TelemetryResponse
 	if err := a.authed(ctx, wire.PathTelemetry, wire.TelemetryRequest{Points: points}, &resp, 0); err != nil {
 		a.serverFailed("telemetry", err)
@@ -122,6 +144,7 @@ func (a *Agent) sendTelemetry(ctx context.Context) {
 	a.samples = a.samples[:0]
 	a.st.Counters.UnexpectedSent = c.Unexpected
 	a.st.Counters.CrashesSent = c.Crashes
+	a.st.Counters.Held = nil
 	if err := a.save(); err != nil {
 		a.log.Error("cannot save telemetry counters", "err", err)
 	}
@@ -146,4 +169,44 @@ func validMetricName(s string) bool {
 		}
 	}
 	return true
+}
+
+// hold keeps an unsent increment of a counter stamped at, merged with one
+// of the same metric and hour.
+func (c *counters) hold(name string, at time.Time, n int64) {
+	at = at.UTC()
+	for i := range c.Held {
+		if p := &c.Held[i]; p.Name == name && p.At.Truncate(time.Hour).Equal(at.Truncate(time.Hour)) {
+			p.Value += float64(n)
+			return
+		}
+	}
+	c.Held = append(c.Held, wire.Point{Name: name, At: at, Value: float64(n)})
+	if over := len(c.Held) - maxHeld; over > 0 {
+		// The dropped increments stay in the unsent totals and go out
+		// with the send time.
+		c.Held = append(c.Held[:0:0], c.Held[over:]...)
+	}
+}
+
+// held is the sum of the held increments of a counter.
+func (c *counters) held(name string) int64 {
+	var n float64
+	for _, p := range c.Held {
+		if p.Name == name {
+			n += p.Value
+		}
+	}
+	return int64(n)
+}
+
+// holdUnsent stamps at the counters' unsent increments that are not held
+// yet: at a new boot, what the previous boot read belongs to it.
+func (c *counters) holdUnsent(at time.Time) {
+	if n := c.Unexpected - c.UnexpectedSent - c.held(MetricUnexpectedReboots); n > 0 {
+		c.hold(MetricUnexpectedReboots, at, n)
+	}
+	if n := c.Crashes - c.CrashesSent - c.held(MetricCrashes); n > 0 {
+		c.hold(MetricCrashes, at, n)
+	}
 }
