@@ -204,11 +204,20 @@ func (d *device) selfTest(context.Context) error {
 // crashCount is the crash sensor: crashes arrive as a Poisson process at
 // the rate of the running release on this hardware.
 func (d *device) crashCount(context.Context) (int64, error) {
+	d.accrueCrashes()
+	return d.crashes, nil
+}
+
+// accrueCrashes draws the crashes since the last draw at the rate of the
+// image running now. powerCycle calls it before the image changes, so the
+// time before an update's reboot is charged at the old release's rate
+// however late the agent next reads the sensor.
+func (d *device) accrueCrashes() {
 	now := d.clock.Now()
 	dt := now.Sub(d.crashedAt)
 	d.crashedAt = now
 	if dt <= 0 || d.profile.CrashesPerDay <= 0 {
-		return d.crashes, nil
+		return
 	}
 	mult := d.profile.behaviour(d.runningVersion(), d.id.HWRev).CrashMultiplier
 	if mult == 0 {
@@ -216,7 +225,6 @@ func (d *device) crashCount(context.Context) (int64, error) {
 	}
 	lambda := d.profile.CrashesPerDay * mult * dt.Hours() / 24
 	d.crashes += poisson(d.rnd, lambda)
-	return d.crashes, nil
 }
 
 // poisson draws from a Poisson distribution (Knuth's method; λ is small
@@ -265,6 +273,7 @@ func (d *device) step(ctx context.Context) time.Duration {
 // while the chosen image never comes up, as a watchdog would) and starts a
 // new agent.
 func (d *device) powerCycle(mode devfs.CrashMode) {
+	d.accrueCrashes()
 	slots := d.a.Status().Slots
 	newVersion, newSlot := d.pending()
 	d.fs.CrashWith(mode)
