@@ -110,6 +110,8 @@ type counters struct {
 	// last sample). They are part of the unsent totals above; the rest of
 	// those totals is sent stamped with the send time.
 	Held []wire.Point `json:"held,omitempty"`
+	// SentAt is the time stamp of the last batch sent or tried.
+	SentAt time.Time `json:"sent_at,omitzero"`
 }
 
 // notice is the last "notified" report for an assignment not started.

@@ -30,9 +30,9 @@ const (
 	MetricCustomPrefix      = "custom."
 )
 
-// maxHeld bounds the held counter increments (distinct metric-hours);
-// beyond it the oldest is sent with the send time.
-const maxHeld = 16
+// maxHeld bounds the held counter increments; beyond it the oldest is
+// sent with the send time.
+const maxHeld = 32
 
 // maxSamples bounds the unsent telemetry kept in memory (one request
 // with the held increments and the two counters).
@@ -129,6 +129,9 @@ func (a *Agent) sample(ctx context.Context) {
 func (a *Agent) sendTelemetry(ctx context.Context) {
 	c := a.st.Counters
 	now := a.clock.Now().UTC()
+	// Held increments are stamped after every send time, sent or tried
+	// (the server may have stored a batch whose answer was lost).
+	a.st.Counters.SentAt = now
 	points := append([]wire.Point(nil), a.samples...)
 	points = append(points, c.Held...)
 	points = append(points,
@@ -171,15 +174,19 @@ func validMetricName(s string) bool {
 	return true
 }
 
-// hold keeps an unsent increment of a counter stamped at, merged with one
-// of the same metric and hour.
+// hold keeps an unsent increment of a counter stamped at. The server
+// stores a point once per metric and time stamp (so that a retried batch
+// is not counted twice), so a held point is never changed once made, and
+// its stamp is moved just past every stamp already sent or held: a gap
+// that starts at the sample taken with the last send gets the next
+// microsecond.
 func (c *counters) hold(name string, at time.Time, n int64) {
-	at = at.UTC()
-	for i := range c.Held {
-		if p := &c.Held[i]; p.Name == name && p.At.Truncate(time.Hour).Equal(at.Truncate(time.Hour)) {
-			p.Value += float64(n)
-			return
-		}
+	at = at.UTC().Truncate(time.Microsecond)
+	if !c.SentAt.IsZero() && !at.After(c.SentAt) {
+		at = c.SentAt.UTC().Truncate(time.Microsecond).Add(time.Microsecond)
+	}
+	if k := len(c.Held); k > 0 && !at.After(c.Held[k-1].At) {
+		at = c.Held[k-1].At.Add(time.Microsecond)
 	}
 	c.Held = append(c.Held, wire.Point{Name: name, At: at, Value: float64(n)})
 	if over := len(c.Held) - maxHeld; over > 0 {
