@@ -15,7 +15,7 @@ func TestHeldStampsAreNew(t *testing.T) {
 	c := counters{SentAt: sent, Crashes: 9, Unexpected: 1}
 	c.hold(MetricCrashes, sent, 7) // the gap starts at the last send
 	c.holdUnsent(sent)             // the boot that ended it
-	c.Unexpected++ // and ended unexpectedly, at a stamp before the others
+	c.Unexpected++                 // and ended unexpectedly, at a stamp before the others
 	c.hold(MetricUnexpectedReboots, testT0, 1)
 	if len(c.Held) != 4 {
 		t.Fatalf("held %+v", c.Held)
