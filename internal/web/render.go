@@ -121,7 +121,7 @@ func (u *UI) renderError(w http.ResponseWriter, r *http.Request, s *Session, err
 	}
 	if v.Status == http.StatusUnauthorized {
 		// The session's token stopped working (revoked, expired).
-		u.setCookie(w, sessionCookie, "", time.Time{})
+		u.setCookie(w, sessionCookie, "", 0)
 		u.toLogin(w, r)
 		return
 	}

@@ -135,15 +135,20 @@ func (u *UI) checkCSRF(r *http.Request, s *Session) error {
 	return nil
 }
 
-func (u *UI) setCookie(w http.ResponseWriter, name, value string, expires time.Time) {
+// setCookie sets a dashboard cookie that lives ttl (0: until the browser
+// closes), or deletes it when value is empty. Lifetimes are sent as
+// Max-Age, which the browser counts on its own clock, so a server on a
+// simulated clock does not make cookies expire early or late; the session
+// token's own expiry is checked on the server's clock.
+func (u *UI) setCookie(w http.ResponseWriter, name, value string, ttl time.Duration) {
 	c := &http.Cookie{
 		Name: name, Value: value, Path: Prefix, HttpOnly: true,
 		Secure: !u.cfg.InsecureCookies, SameSite: http.SameSiteStrictMode,
 	}
 	if value == "" {
 		c.MaxAge = -1
-	} else if !expires.IsZero() {
-		c.Expires = expires
+	} else if ttl > 0 {
+		c.MaxAge = int(ttl / time.Second)
 	}
 	http.SetCookie(w, c)
 }
@@ -186,7 +191,7 @@ func (u *UI) renderLogin(w http.ResponseWriter, r *http.Request, status int, v l
 	if err != nil {
 		return err
 	}
-	u.setCookie(w, loginCSRFCookie, tok, time.Time{})
+	u.setCookie(w, loginCSRFCookie, tok, 0)
 	v.CSRF = tok
 	return u.render(w, r, nil, status, "login.html", "Sign in", v)
 }
@@ -246,8 +251,8 @@ func (u *UI) login(w http.ResponseWriter, r *http.Request, _ *Session) error {
 		map[string]string{"address": addr, "via": "dashboard", "session": nt.ID}, now); err != nil {
 		u.log.Warn("audit sign-in", "err", err)
 	}
-	u.setCookie(w, sessionCookie, nt.Token, exp)
-	u.setCookie(w, loginCSRFCookie, "", time.Time{})
+	u.setCookie(w, sessionCookie, nt.Token, u.cfg.SessionTTL)
+	u.setCookie(w, loginCSRFCookie, "", 0)
 	if usr.MustChangePassword {
 		next = Prefix + "password"
 	}
@@ -260,7 +265,7 @@ func (u *UI) logout(w http.ResponseWriter, r *http.Request, s *Session) error {
 		store.Actor{Kind: store.ActorUser, ID: s.UserID, Name: s.UserName}, u.now()); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("end session: %w", err)
 	}
-	u.setCookie(w, sessionCookie, "", time.Time{})
+	u.setCookie(w, sessionCookie, "", 0)
 	http.Redirect(w, r, Prefix+"login", http.StatusSeeOther)
 	return nil
 }
