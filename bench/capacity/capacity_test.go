@@ -137,9 +137,11 @@ func search(b *testing.B, lg *loadgen, name, url string, start, limit float64, i
 		return r, ok, why, per
 	}
 	lo, hi := 0.0, 0.0
+	var loRes loadResult // the short step at lo
+	var loPer time.Duration
 	for rate := start; rate <= limit; rate *= 2 {
-		if _, ok, why, _ := step(rate, lg.step); ok {
-			lo = rate
+		if r, ok, why, per := step(rate, lg.step); ok {
+			lo, loRes, loPer = rate, r, per
 		} else {
 			hi, o.firstBad = rate, why
 			break
@@ -148,8 +150,8 @@ func search(b *testing.B, lg *loadgen, name, url string, start, limit float64, i
 	if lo == 0 {
 		// Even the start rate failed: halve until a rate passes.
 		for rate := start / 2; rate >= 10; rate /= 2 {
-			if _, ok, _, _ := step(rate, lg.step); ok {
-				lo = rate
+			if r, ok, _, per := step(rate, lg.step); ok {
+				lo, loRes, loPer = rate, r, per
 				break
 			}
 		}
@@ -166,8 +168,8 @@ func search(b *testing.B, lg *loadgen, name, url string, start, limit float64, i
 			break
 		}
 		mid := (lo + hi) / 2
-		if _, ok, why, _ := step(mid, lg.step); ok {
-			lo = mid
+		if r, ok, why, per := step(mid, lg.step); ok {
+			lo, loRes, loPer = mid, r, per
 		} else {
 			hi, o.firstBad = mid, why
 		}
@@ -202,7 +204,7 @@ func search(b *testing.B, lg *loadgen, name, url string, start, limit float64, i
 	}
 	// Nothing held for the long run (a machine loaded by other work):
 	// report the short steps' figure, marked as such.
-	o.max = found
+	o.max, o.at, o.cpuPer = found, loRes, loPer
 	return o
 }
 
@@ -267,6 +269,9 @@ func BenchmarkCapacity(b *testing.B) {
 				cpuRatio := ""
 				if api.cpuPer > 0 && bare[transport].cpuPer > 0 {
 					cpuRatio = fmt.Sprintf(", CPU per request bare/API %.2f", float64(bare[transport].cpuPer)/float64(api.cpuPer))
+				}
+				if !api.confirmed || !bare[transport].confirmed {
+					cpuRatio += " (a side without a 35 s run: compare with care)"
 				}
 				results = append(results, api.line()+fmt.Sprintf("\n%14s ratio to the bare handler: rate %.2f%s; goal %d devices (%.0f/s): %s; CPU profile %s",
 					"", ratio, cpuRatio, goalDevices, goalDevices/pollInterval.Seconds(), met(fleetAt(api.max) >= goalDevices), profile))
