@@ -496,7 +496,13 @@ func (r *run) spreads(ctx context.Context, bad, metrics map[string]bool) string 
 			continue
 		}
 		if t.Outcome == health.Rejected || metrics[t.Metric] && t.EValue >= SpreadE {
-			return fmt.Sprintf("The other strata show the same %s regression on their own (%s, E = %.0f), so the whole campaign halts.", t.Metric, t.Label, t.EValue)
+			label := t.Label
+			if t.Stratum == "" {
+				// The pooled test here leaves the halted strata out; its
+				// usual label would say otherwise.
+				label = "the other strata together"
+			}
+			return fmt.Sprintf("The other strata show the same %s regression on their own (%s, E = %.0f), so the whole campaign halts.", t.Metric, label, t.EValue)
 		}
 	}
 	return ""
