@@ -112,6 +112,9 @@ func run() error {
 		return err
 	}
 	g.expect = []byte(*expect)
+	if err := g.prime(); err != nil {
+		return err
+	}
 	cpu0 := cpuTime()
 	switch *mode {
 	case "checkin":
@@ -227,6 +230,21 @@ func newGen(base, caFile string, sourceIPs int, timeout time.Duration) (*gen, er
 	}
 	g.client = &http.Client{Transport: g.tr, Timeout: timeout}
 	return g, nil
+}
+
+// prime makes one request and reads its answer before the load starts.
+// Over TLS 1.3 the session ticket arrives after the handshake and is only
+// taken in when the client reads from the connection; without a first
+// answer read, connections opened at once would all make full handshakes
+// and none could resume.
+func (g *gen) prime() error {
+	resp, err := g.client.Get(g.base + "/healthz")
+	if err != nil {
+		return fmt.Errorf("first request: %w", err)
+	}
+	_, err = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return err
 }
 
 // checkIn sends one check-in and reads the whole answer.
