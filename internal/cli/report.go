@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -127,43 +126,26 @@ func compliancePages(ctx context.Context, c *client.Client, o client.ComplianceO
 // complianceJSON writes every page as one JSON document: the first
 // page's header fields and all the items, written as they arrive.
 func complianceJSON(ctx context.Context, c *client.Client, o client.ComplianceOptions, w io.Writer) error {
-	sep := ""
-	started := false
+	out := client.NewPagedJSON(w)
 	err := compliancePages(ctx, c, o, func(p client.ComplianceReport) error {
-		if !started {
+		if !out.Started() {
 			head := p
 			head.Items, head.Next = nil, ""
-			b, err := json.Marshal(head)
-			if err != nil {
+			if err := out.Head(head); err != nil {
 				return err
 			}
-			// The header ends in "items":null}; open the array instead.
-			text, ok := strings.CutSuffix(string(b), `"items":null}`)
-			if !ok {
-				return fmt.Errorf("unexpected report header %s", b)
-			}
-			if _, err := io.WriteString(w, text+`"items":[`); err != nil {
-				return err
-			}
-			started = true
 		}
 		for _, it := range p.Items {
-			b, err := json.Marshal(it)
-			if err != nil {
+			if err := out.Item(it); err != nil {
 				return err
 			}
-			if _, err := io.WriteString(w, sep+"\n"+string(b)); err != nil {
-				return err
-			}
-			sep = ","
 		}
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	_, err = io.WriteString(w, "\n]}\n")
-	return err
+	return out.Close()
 }
 
 // complianceTable prints the report as a table with a summary line.

@@ -1,10 +1,8 @@
 package web
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -12,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/updraft/updraft/internal/client"
 	"github.com/updraft/updraft/internal/store"
 )
 
@@ -235,48 +234,32 @@ func (u *UI) reportExport(w http.ResponseWriter, r *http.Request, s *Session) er
 	// JSON: every page as one document, written as the pages arrive. The
 	// first page is read before anything is sent, so a refused form is
 	// still an error page.
-	started := false
-	sep := ""
+	out := client.NewPagedJSON(w)
 	_, err := reportPages(r, s, q, 0, func(p complianceReport) error {
-		if !started {
-			head := p
-			head.Items, head.Next = nil, ""
-			b, err := json.Marshal(head)
-			if err != nil {
-				return err
-			}
-			text, ok := strings.CutSuffix(string(b), `"items":null}`)
-			if !ok {
-				return fmt.Errorf("unexpected report header %s", b)
-			}
+		if !out.Started() {
 			w.Header().Set("Content-Type", "application/json")
 			w.Header().Set("Content-Disposition", `attachment; filename="updraft-compliance-`+p.At.UTC().Format("20060102T150405Z")+`.json"`)
 			w.WriteHeader(http.StatusOK)
-			if _, err := io.WriteString(w, text+`"items":[`); err != nil {
+			head := p
+			head.Items, head.Next = nil, ""
+			if err := out.Head(head); err != nil {
 				return err
 			}
-			started = true
 		}
 		for _, it := range p.Items {
-			b, err := json.Marshal(it)
-			if err != nil {
+			if err := out.Item(it); err != nil {
 				return err
 			}
-			if _, err := io.WriteString(w, sep+"\n"+string(b)); err != nil {
-				return err
-			}
-			sep = ","
 		}
 		return nil
 	})
 	if err != nil {
-		if started {
+		if out.Started() {
 			// Too late for an error page: break the transfer.
 			u.log.Error("compliance export aborted", "err", err)
 			panic(http.ErrAbortHandler)
 		}
 		return err
 	}
-	_, err = io.WriteString(w, "\n]}\n")
-	return err
+	return out.Close()
 }
