@@ -25,6 +25,7 @@ package browsertest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -247,11 +248,18 @@ func (tab *Tab) Location() string {
 }
 
 // Text is the visible text of the first element matching the CSS selector,
-// once it is visible.
+// once it is visible. The element is looked up and read in one script:
+// live updates replace whole sections (outerHTML), and a node found by one
+// protocol call may be gone by the next, which reads as an empty text.
 func (tab *Tab) Text(css string) string {
 	tab.t.Helper()
-	tab.Do("wait for "+css, chromedp.WaitVisible(chromedp.CSS(css)))
-	return Run(tab, "read "+css, chromedp.Text(chromedp.CSS(css)))
+	sel, err := json.Marshal(css)
+	if err != nil {
+		tab.t.Fatalf("selector %q: %v", css, err)
+	}
+	find := `document.querySelector(` + string(sel) + `)`
+	tab.WaitFor("wait for "+css, `(() => { const e = `+find+`; return !!e && e.getClientRects().length > 0; })()`)
+	return Run(tab, "read "+css, chromedp.Evaluate[string](`(() => { const e = `+find+`; return e ? e.innerText : ""; })()`))
 }
 
 // WaitFor waits until the JavaScript expression is true (polled on every

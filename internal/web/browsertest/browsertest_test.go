@@ -88,3 +88,38 @@ func TestBrowser(t *testing.T) {
 		t.Fatal("the inline script ran despite the CSP")
 	}
 }
+
+// TestTextOfAReplacedSection reads a section that a script keeps replacing
+// through outerHTML, as the dashboard's live updates do. Every read must see
+// the section's text: a read split over two protocol calls could find the
+// node with the first and read it, already detached, with the second.
+func TestTextOfAReplacedSection(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/page", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Security-Policy", "default-src 'none'; script-src 'self'")
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Write([]byte(`<!doctype html><html><head><script src="/app.js" defer></script></head>` +
+			`<body><main><section id="live"><p>still here</p></section></main></body></html>`))
+	})
+	mux.HandleFunc("/app.js", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/javascript")
+		w.Write([]byte(`let n = 0;
+setInterval(() => {
+  n++;
+  document.getElementById("live").outerHTML = '<section id="live" data-n="' + n + '"><p>still here</p></section>';
+}, 1);`))
+	})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+
+	b := Start(t)
+	tab := b.NewTab(t, srv.URL, "replaced")
+	tab.Open("/page")
+	tab.WaitFor("replacements", `parseInt(document.getElementById("live").getAttribute("data-n") || "0", 10) > 0`)
+	for i := 0; i < 100; i++ {
+		if got := tab.Text("#live"); got != "still here" {
+			t.Fatalf("read %d of a section being replaced: %q", i, got)
+		}
+	}
+	tab.CheckConsole()
+}
