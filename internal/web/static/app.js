@@ -12,8 +12,14 @@
     src.addEventListener("replace", function (ev) {
       var f = JSON.parse(ev.data);
       var target = document.getElementById(f.id);
-      if (target) {
-        target.outerHTML = f.html;
+      var tpl = document.createElement("template");
+      tpl.innerHTML = f.html;
+      var next = tpl.content.firstElementChild;
+      // A section that did not change stays as it is: replacing it would
+      // drop what the operator is typing and where the keyboard focus is.
+      // The first update after (re)connecting repeats every section.
+      if (target && next && !target.isEqualNode(next)) {
+        target.replaceWith(next);
       }
       var n = parseInt(document.body.getAttribute("data-updates") || "0", 10) + 1;
       document.body.setAttribute("data-updates", String(n));
