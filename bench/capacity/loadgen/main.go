@@ -12,7 +12,13 @@
 //     omission). Requests cycle through the device tokens in the token file.
 //   - longpoll: opens -n check-ins with ?wait=, each on a connection of its
 //     own, re-polls as each answers (as a device does), and keeps them
-//     open until stdin closes.
+//     open until stdin closes. A device whose check-in fails waits before
+//     it tries again, as the agent does (internal/agent): -backoff-min
+//     doubled for each consecutive failure up to -backoff-max, drawn
+//     uniformly from the upper half of that, so a fleet that failed
+//     together does not reconnect together. The draws come from -seed
+//     (device i has its own stream, seeded with -seed and i), so a run can
+//     be repeated.
 //
 // Either mode prints one JSON object (Result) on stdout at the end; the
 // longpoll mode also prints "opened N" lines while it ramps up. The process
@@ -99,6 +105,9 @@ func run() error {
 		sourceIPs  = flag.Int("source-ips", 1, "spread connections over this many loopback source addresses (127.0.0.1, .2, …) to pass the ephemeral-port limit")
 		reportStep = flag.Int("report-every", 5000, "longpoll: print progress every this many opened connections")
 		expect     = flag.String("expect", `"poll_after_seconds"`, "text every 200 answer must contain")
+		backoffMin = flag.Duration("backoff-min", time.Second, "longpoll: wait after a first failed check-in (the agent's default is 5s; shorter so a run recovers within minutes)")
+		backoffMax = flag.Duration("backoff-max", time.Minute, "longpoll: longest wait between retries (the agent's default is 15m)")
+		seed       = flag.Uint64("seed", 1, "longpoll: seed of the back-off jitter")
 	)
 	flag.Parse()
 	res := &Result{Mode: *mode}
@@ -123,7 +132,8 @@ func run() error {
 		err = g.checkIns(res, tokens, *offset, *rate, *warmup, *duration, *inflight)
 	case "longpoll":
 		g.tr.MaxIdleConnsPerHost = *n
-		err = g.longPolls(res, tokens, *offset, *n, *wait, *openRate, *reportStep)
+		b := backoff{min: *backoffMin, max: max(*backoffMin, *backoffMax), seed: *seed}
+		err = g.longPolls(res, tokens, *offset, *n, *wait, *openRate, *reportStep, b)
 	default:
 		err = fmt.Errorf("unknown -mode %q", *mode)
 	}
@@ -344,7 +354,7 @@ func (g *gen) checkIns(res *Result, tokens []string, offset int, rate float64, w
 
 // longPolls opens n long-polling devices at openRate, each looping on
 // check-in with ?wait= on its own connection, until stdin closes.
-func (g *gen) longPolls(res *Result, tokens []string, offset, n int, wait time.Duration, openRate float64, reportEvery int) error {
+func (g *gen) longPolls(res *Result, tokens []string, offset, n int, wait time.Duration, openRate float64, reportEvery int, b backoff) error {
 	if n > len(tokens) {
 		return fmt.Errorf("-n %d is more than the %d tokens", n, len(tokens))
 	}
@@ -377,7 +387,8 @@ func (g *gen) longPolls(res *Result, tokens []string, offset, n int, wait time.D
 		go func() {
 			defer wg.Done()
 			tok := tokens[(offset+i)%len(tokens)]
-			backoff := time.Second
+			rnd := b.rand(i)
+			failures := 0
 			for ctx.Err() == nil {
 				if err := g.checkIn(ctx, tok, query); err != nil {
 					if ctx.Err() != nil {
@@ -389,16 +400,14 @@ func (g *gen) longPolls(res *Result, tokens []string, offset, n int, wait time.D
 						firstErr = err.Error()
 					}
 					mu.Unlock()
-					// Back off like a device would: doubling, with jitter,
-					// so failed connections do not come back in lockstep.
+					failures++
 					select {
 					case <-ctx.Done():
-					case <-time.After(backoff/2 + rand.N(backoff/2)):
+					case <-time.After(b.delay(failures, rnd)):
 					}
-					backoff = min(2*backoff, time.Minute)
 					continue
 				}
-				backoff = time.Second
+				failures = 0
 				answered.Add(1)
 			}
 		}()
@@ -415,6 +424,29 @@ func (g *gen) longPolls(res *Result, tokens []string, offset, n int, wait time.D
 	res.Answered = int(answered.Load())
 	res.FirstError = firstErr
 	return nil
+}
+
+// backoff is a long-polling device's wait after failed check-ins: the
+// agent's rule (internal/agent), with its bounds as flags.
+type backoff struct {
+	min, max time.Duration
+	seed     uint64
+}
+
+// rand is device i's jitter source: its own stream, fixed by the seed.
+func (b backoff) rand(i int) *rand.Rand {
+	return rand.New(rand.NewPCG(b.seed, uint64(i)))
+}
+
+// delay is the wait after the failures-th consecutive failure (from 1):
+// min doubled per failure, capped at max, drawn uniformly from the upper
+// half of that (full jitter in the upper half, as the agent does).
+func (b backoff) delay(failures int, rnd *rand.Rand) time.Duration {
+	d := b.min << min(failures-1, 30)
+	if d <= 0 || d > b.max {
+		d = b.max
+	}
+	return d/2 + time.Duration(rnd.Int64N(int64(d/2)+1))
 }
 
 func cpuTime() time.Duration {
