@@ -22,16 +22,17 @@ const (
 
 // settings of one run, from the environment (see doc.go).
 type settings struct {
-	devices   int
-	step      time.Duration
-	conns     int
-	longPolls int
-	profiles  string
+	devices    int
+	step       time.Duration
+	conns      int
+	longPolls  int
+	profiles   string
+	transports []string // of BenchmarkCapacity: "plain", "tls"
 }
 
 func loadSettings(tb testing.TB) settings {
 	s := settings{devices: 100_000, step: 8 * time.Second, conns: 128, longPolls: 100_000,
-		profiles: filepath.Join(os.TempDir(), "updraft-capacity")}
+		profiles: filepath.Join(os.TempDir(), "updraft-capacity"), transports: []string{"plain", "tls"}}
 	atoi := func(env string, dst *int) {
 		if v := os.Getenv(env); v != "" {
 			n, err := strconv.Atoi(v)
@@ -50,6 +51,14 @@ func loadSettings(tb testing.TB) settings {
 			tb.Fatalf("UPDRAFT_CAPACITY_STEP=%q: want a duration of at least 1s", v)
 		}
 		s.step = d
+	}
+	if v := os.Getenv("UPDRAFT_CAPACITY_TRANSPORTS"); v != "" {
+		s.transports = strings.Split(v, ",")
+		for _, t := range s.transports {
+			if t != "plain" && t != "tls" {
+				tb.Fatalf("UPDRAFT_CAPACITY_TRANSPORTS=%q: want plain, tls or plain,tls", v)
+			}
+		}
 	}
 	if v := os.Getenv("UPDRAFT_CAPACITY_PROFILE_DIR"); v != "" {
 		s.profiles = v
@@ -88,13 +97,12 @@ func judge(r loadResult) (bool, string) {
 }
 
 // search finds the highest constant arrival rate at which the target
-// answers every check-in with p99 under the limit: doubling from start
-// until a step fails, then bisecting, then a confirming run at least 35 s
-// long at the rate found (stepping down 10 % while it fails), and a
-// profiled run at that rate when asked. inProcess
-// says the server runs in this process, so its CPU per check-in (this
-// process's CPU time over the step) and a CPU profile of the confirming
-// run mean something.
+// answers every check-in with p99 under the limit (findRate: a warm-up,
+// doubling from start, bisecting, a confirming run of at least 35 s, every
+// failed step measured twice), printing every step, and then makes a
+// profiled run at that rate when asked. inProcess says the server runs in
+// this process, so its CPU per check-in (this process's CPU time over the
+// step) and a CPU profile of the confirming run mean something.
 func search(b *testing.B, lg *loadgen, name, url string, start, limit float64, inProcess bool, profile string) outcome {
 	b.Helper()
 	o := outcome{name: name}
@@ -107,104 +115,57 @@ func search(b *testing.B, lg *loadgen, name, url string, start, limit float64, i
 		o.idle = float64(processCPU()-cpu0) / float64(idleFor)
 		fmt.Printf("  %-22s idle: %.1f %% of a core\n", name, 100*o.idle)
 	}
-	step := func(rate float64, d time.Duration) (loadResult, bool, string, time.Duration) {
+	type measured struct {
+		r   loadResult
+		per time.Duration // server CPU per check-in
+	}
+	measure := func(s searchStep) stepVerdict[measured] {
 		cpu0, t0 := processCPU(), time.Now()
-		r := lg.run(b, url, rate, d)
+		r := lg.run(b, url, s.rate, s.d)
 		cpu := processCPU() - cpu0
 		// Marginal CPU: less what the server burns idle over the same time.
 		cpu -= time.Duration(o.idle * float64(time.Since(t0)))
 		ok, why := judge(r)
-		verdict := "ok"
-		if !ok {
-			verdict = "FAIL: " + why
-		}
+		s.ok, s.why = ok, why
 		var per time.Duration
 		if inProcess && r.OK > 0 {
 			// The step includes the warm-up's requests too.
-			per = cpu / time.Duration(float64(r.OK)*(1+lg.warmup.Seconds()/d.Seconds()))
+			per = cpu / time.Duration(float64(r.OK)*(1+lg.warmup.Seconds()/s.d.Seconds()))
 		}
 		cpuText := ""
 		if per > 0 {
 			cpuText = fmt.Sprintf("  server CPU %.0f µs/check-in (idle taken out)", float64(per)/float64(time.Microsecond))
 		}
-		fmt.Printf("  %-22s %7.0f/s for %-4s p50 %6.2f ms  p99 %7.2f ms  max %7.1f ms  conns %d (TLS resumed %d)  loadgen CPU %.0f µs/req%s  load %s  %s\n",
-			name, rate, d, r.P50ms, r.P99ms, r.MaxMs, r.Conns, r.TLSResumed,
-			1e6*r.CPUSeconds/float64(max(1, r.Sent)), cpuText, loadAvg(), verdict)
+		fmt.Printf("  %-22s %s\n  %-22s   p50 %6.2f ms  p99 %7.2f ms  max %7.1f ms  errors %d  not sent %d  conns %d (TLS resumed %d)  loadgen CPU %.0f µs/req%s  load %s\n",
+			name, s, "", r.P50ms, r.P99ms, r.MaxMs, r.Errors, r.Overload, r.Conns, r.TLSResumed,
+			1e6*r.CPUSeconds/float64(max(1, r.Sent)), cpuText, loadAvg())
 		if !ok {
 			// Let a queue built up by the failed step drain.
 			time.Sleep(2 * time.Second)
 		}
-		return r, ok, why, per
+		return stepVerdict[measured]{ok: ok, why: why, res: measured{r, per}}
 	}
-	lo, hi := 0.0, 0.0
-	var loRes loadResult // the short step at lo
-	var loPer time.Duration
-	for rate := start; rate <= limit; rate *= 2 {
-		if r, ok, why, per := step(rate, lg.step); ok {
-			lo, loRes, loPer = rate, r, per
-		} else {
-			hi, o.firstBad = rate, why
-			break
-		}
+	plan := searchPlan{start: start, limit: limit, floor: 10, warmup: 5 * time.Second,
+		short: lg.step, long: max(3*lg.step, 35*time.Second), tolerance: 0.1, maxBisect: 5}
+	res, err := findRate(plan, measure)
+	if err != nil {
+		b.Fatalf("%s: %v", name, err)
 	}
-	if lo == 0 {
-		// Even the start rate failed: halve until a rate passes.
-		for rate := start / 2; rate >= 10; rate /= 2 {
-			if r, ok, _, per := step(rate, lg.step); ok {
-				lo, loRes, loPer = rate, r, per
-				break
-			}
+	o.max, o.at, o.cpuPer, o.firstBad, o.confirmed = res.rate, res.at.r, res.at.per, res.firstBad, res.confirmed
+	if o.confirmed && profile != "" {
+		// Profiled separately: the profiler's own cost stays out of the
+		// figures.
+		f, err := os.Create(profile)
+		if err != nil {
+			b.Fatal(err)
 		}
-		if lo == 0 {
-			b.Fatalf("%s: no rate down to 10/s passes (%s)", name, o.firstBad)
+		if err := pprof.StartCPUProfile(f); err != nil {
+			b.Fatal(err)
 		}
+		measure(searchStep{phase: "profile", rate: o.max, d: plan.long})
+		pprof.StopCPUProfile()
+		f.Close()
 	}
-	if hi == 0 {
-		fmt.Printf("  %s: every rate up to the search limit %.0f/s passed\n", name, limit)
-		hi = lo
-	}
-	for range 3 {
-		if hi-lo < 0.05*lo {
-			break
-		}
-		mid := (lo + hi) / 2
-		if r, ok, why, per := step(mid, lg.step); ok {
-			lo, loRes, loPer = mid, r, per
-		} else {
-			hi, o.firstBad = mid, why
-		}
-	}
-	// The confirming run spans at least one last-seen flush (every 30 s),
-	// the one periodic write a check-in load causes. While it fails, step
-	// down 15 % at a time, to a third of the rate the short steps found.
-	confirm := max(3*lg.step, 35*time.Second)
-	found := lo
-	for rate := lo; rate >= found/3; rate *= 0.85 {
-		r, ok, why, per := step(rate, confirm)
-		if !ok {
-			o.firstBad = why + " (confirming run)"
-			continue
-		}
-		o.max, o.at, o.cpuPer, o.confirmed = rate, r, per, true
-		if profile != "" {
-			// Profiled separately: the profiler's own cost stays out of
-			// the figures.
-			f, err := os.Create(profile)
-			if err != nil {
-				b.Fatal(err)
-			}
-			if err := pprof.StartCPUProfile(f); err != nil {
-				b.Fatal(err)
-			}
-			step(rate, confirm)
-			pprof.StopCPUProfile()
-			f.Close()
-		}
-		return o
-	}
-	// Nothing held for the long run (a machine loaded by other work):
-	// report the short steps' figure, marked as such.
-	o.max, o.at, o.cpuPer = found, loRes, loPer
 	return o
 }
 
@@ -238,14 +199,14 @@ func BenchmarkCapacity(b *testing.B) {
 	if err := os.MkdirAll(s.profiles, 0o755); err != nil {
 		b.Fatal(err)
 	}
-	fmt.Printf("capacity: %d devices, %d keep-alive connections, steps of %s (+1 s warm-up), GOMAXPROCS %d, RLIMIT_NOFILE %d %s, load %s\n",
-		s.devices, s.conns, s.step, runtime.GOMAXPROCS(0), nofile, note, loadAvg())
+	fmt.Printf("capacity: %d devices, %d keep-alive connections, steps of %s (+1 s warm-up), transports %v, GOMAXPROCS %d, RLIMIT_NOFILE %d %s, load %s\n",
+		s.devices, s.conns, s.step, s.transports, runtime.GOMAXPROCS(0), nofile, note, loadAvg())
 	var results []string
 	bare := map[string]outcome{}
 	for _, backend := range []string{"sqlite", "postgres"} {
 		b.Run(backend, func(b *testing.B) {
 			f := seedFleet(b, backend, s.devices)
-			for _, transport := range []string{"plain", "tls"} {
+			for _, transport := range s.transports {
 				cf, kf := "", ""
 				if transport == "tls" {
 					cf, kf = certFile, keyFile
