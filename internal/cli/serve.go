@@ -39,6 +39,7 @@ type serveOptions struct {
 	signingKeyFile                                             string
 	timeScale, timeOrigin                                      string
 	insecureCookies                                            string
+	metricsListen, metricsTokenFile                            string
 }
 
 func (o *serveOptions) settings() []serveSetting {
@@ -49,6 +50,8 @@ func (o *serveOptions) settings() []serveSetting {
 		{"public-url", "UPDRAFT_PUBLIC_URL", "", "absolute base `URL` handed out in links (default: from --addr)", &o.publicURL},
 		{"tls-cert", "UPDRAFT_TLS_CERT", "", "TLS certificate `file` (PEM); reloaded on SIGHUP", &o.tlsCert},
 		{"tls-key", "UPDRAFT_TLS_KEY", "", "TLS private key `file` (PEM)", &o.tlsKey},
+		{"metrics-listen", "UPDRAFT_METRICS_LISTEN", "", "separate listen `address` for /metrics, /healthz and /readyz (e.g. 127.0.0.1:9090); the main listener then does not serve /metrics (default: the main listener serves /metrics to loopback clients only)", &o.metricsListen},
+		{"metrics-token-file", "UPDRAFT_METRICS_TOKEN_FILE", "", "`file` holding a bearer token (at least 16 characters) that /metrics requires wherever it is served (default: no token)", &o.metricsTokenFile},
 		{"max-artifact-size", "UPDRAFT_MAX_ARTIFACT_SIZE", "4GiB", "largest artifact upload (`size`, e.g. 512MiB, 4GiB)", &o.maxArtifact},
 		{"telemetry-raw-retention", "UPDRAFT_TELEMETRY_RAW_RETENTION", "168h", "how long raw telemetry points are kept (`duration`)", &o.rawRetention},
 		{"telemetry-hourly-retention", "UPDRAFT_TELEMETRY_HOURLY_RETENTION", "1440h", "how long hourly telemetry roll-ups are kept (`duration`, at least 1344h = 8 weeks)", &o.hourlyRetention},
@@ -224,6 +227,11 @@ On first start the server creates the admin user and an admin API token,
 prints both once and writes them to initial-admin.txt (mode 0600) in the data
 directory. SIGINT or SIGTERM shut the server down gracefully.
 
+Prometheus metrics (/metrics) reveal fleet size and activity, so they are not
+public: by default the main listener serves them to loopback clients only.
+--metrics-listen moves them to a separate listener; --metrics-token-file
+requires a bearer token wherever they are served.
+
 --time-scale and --time-origin are for simulations and tests only: they run
 every timer of the server (soaks, windows, token lifetimes) on an accelerated
 clock. Never set them on a server that manages real devices.`,
@@ -286,6 +294,7 @@ clock. Never set them on a server that manages real devices.`,
 				MaxArtifactSize: maxSize, Clock: clk, Logger: log, Out: e.Stdout,
 				TelemetryRawRetention: rawRet, TelemetryHourlyRetention: hourlyRet,
 				DDI: ddiCfg, SigningKeyFile: o.signingKeyFile, InsecureCookies: insecureCookies,
+				MetricsAddr: o.metricsListen, MetricsTokenFile: o.metricsTokenFile,
 			})
 			if err != nil {
 				return err

@@ -1,9 +1,10 @@
 // Package server assembles one Updraft server process: it opens the store
 // (SQLite in the data directory by default, PostgreSQL when given a URL),
 // applies migrations, opens the blob store, creates the first admin on first
-// start, and serves the device API, the management API, health endpoints
-// and Prometheus metrics on one listener, over HTTPS when given a
-// certificate.
+// start, and serves the device API, the management API and health
+// endpoints on one listener, over HTTPS when given a certificate.
+// Prometheus metrics are served on that listener to loopback clients or
+// holders of a bearer token, or on a separate listener (metricsaccess.go).
 //
 // A Server owns everything it opens; Close releases it. The server never
 // reads the wall clock itself: Config.Clock drives tokens, URLs and loops.
@@ -26,7 +27,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/updraft/updraft/internal/apierror"
 	"github.com/updraft/updraft/internal/blob"
@@ -47,6 +47,16 @@ type Config struct {
 	DataDir string
 	// Addr is the listen address. Default 127.0.0.1:8080.
 	Addr string
+	// MetricsAddr, when set, is a second listen address that serves
+	// /metrics, /healthz and /readyz (over HTTPS when the main listener
+	// is); the main listener then answers 404 for /metrics. Empty: the
+	// main listener serves /metrics.
+	MetricsAddr string
+	// MetricsTokenFile names a file holding a bearer token (at least
+	// MinMetricsTokenLength characters) that /metrics requires wherever it
+	// is served. Empty: no token; the main listener then serves /metrics
+	// to loopback clients only.
+	MetricsTokenFile string
 	// Database is empty for SQLite in DataDir, or a postgres:// URL.
 	Database string
 	// TLSCert and TLSKey enable HTTPS; both or neither.
@@ -173,10 +183,14 @@ type Server struct {
 	handler http.Handler
 	apis    *apis
 	initial *InitialAdmin
+	metrics metricsAccess
 
 	ready    atomic.Bool
 	listener net.Listener
 	http     *http.Server
+	// metricsListener and metricsHTTP serve Config.MetricsAddr.
+	metricsListener net.Listener
+	metricsHTTP     *http.Server
 }
 
 // OpenStore opens the configured database without migrating it.
@@ -200,6 +214,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, reg: prometheus.NewRegistry()}
+	if cfg.MetricsTokenFile != "" {
+		var err error
+		if s.metrics, err = readMetricsToken(cfg.MetricsTokenFile); err != nil {
+			return nil, err
+		}
+	}
 	st, err := OpenStore(ctx, cfg)
 	if err != nil {
 		return nil, err
@@ -264,11 +284,13 @@ func (s *Server) PublicURL() string { return s.cfg.PublicURL }
 func (s *Server) routes() http.Handler {
 	m := newHTTPMetrics(s.reg, s.cfg.Clock)
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		apierror.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	mux.HandleFunc("GET /healthz", s.healthz)
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		s.readyz(w, r, s.readyDetails(r))
 	})
-	mux.HandleFunc("GET /readyz", s.readyz)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg}))
+	if s.cfg.MetricsAddr == "" {
+		mux.Handle("GET /metrics", s.guardMetrics(s.metrics.mainAllows))
+	}
 	s.apis.mount(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		apierror.Write(w, r, s.log, apierror.NotFound("no such endpoint: %s %s", r.Method, r.URL.Path))
@@ -288,7 +310,13 @@ func (s *Server) routes() http.Handler {
 	})
 }
 
-func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	apierror.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// readyz answers 200 or 503; with details it also names the checks and
+// warnings, which are for operators, not for anyone on the internet.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request, details bool) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	checks := map[string]string{}
@@ -314,6 +342,10 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	} else if !sh.Initialized {
 		checks["signing"] = "not set up"
 	}
+	if !details {
+		apierror.WriteJSON(w, status, map[string]any{"ready": status == http.StatusOK})
+		return
+	}
 	body := map[string]any{"ready": status == http.StatusOK, "degraded": sh.Degraded, "checks": checks}
 	if len(sh.Warnings) > 0 {
 		body["warnings"] = sh.Warnings
@@ -330,18 +362,34 @@ func derivedPublicURL(c Config) string {
 	return scheme + "://" + c.Addr
 }
 
-// Listen binds the listen address (once; later calls do nothing); Addr
-// reports the bound address (useful with port 0).
+// Listen binds the listen address and the metrics listen address if any
+// (once; later calls do nothing); Addr and MetricsAddr report the bound
+// addresses (useful with port 0).
 func (s *Server) Listen() error {
-	if s.listener != nil {
-		return nil
+	if s.listener == nil {
+		ln, err := net.Listen("tcp", s.cfg.Addr)
+		if err != nil {
+			return fmt.Errorf("listen on %s: %w", s.cfg.Addr, err)
+		}
+		s.listener = ln
 	}
-	ln, err := net.Listen("tcp", s.cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", s.cfg.Addr, err)
+	if s.cfg.MetricsAddr != "" && s.metricsListener == nil {
+		ln, err := net.Listen("tcp", s.cfg.MetricsAddr)
+		if err != nil {
+			return fmt.Errorf("listen for metrics on %s: %w", s.cfg.MetricsAddr, err)
+		}
+		s.metricsListener = ln
 	}
-	s.listener = ln
 	return nil
+}
+
+// MetricsAddr is the bound metrics listen address, the configured one
+// before Listen, or "" when metrics share the main listener.
+func (s *Server) MetricsAddr() string {
+	if s.metricsListener != nil {
+		return s.metricsListener.Addr().String()
+	}
+	return s.cfg.MetricsAddr
 }
 
 // Addr is the bound listen address, or the configured one before Listen.
@@ -356,59 +404,88 @@ func (s *Server) Addr() string {
 // accepting, lets in-flight requests finish (up to 30 s), flushes background
 // work and closes the store.
 func (s *Server) Serve(ctx context.Context) error {
-	if s.listener == nil {
-		if err := s.Listen(); err != nil {
-			return err
-		}
-	}
-	s.http = &http.Server{
-		Handler:           s.handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       5 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
-		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
-	}
-	ln := s.listener
-	if s.certs != nil {
-		s.http.TLSConfig = s.certs.tlsConfig()
+	if err := s.Listen(); err != nil {
+		return err
 	}
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopBG()
 	if err := s.apis.start(bg); err != nil {
 		return err
 	}
-	errc := make(chan error, 1)
-	go func() {
-		var err error
-		if s.certs != nil {
-			err = s.http.ServeTLS(ln, "", "")
-		} else {
-			err = s.http.Serve(ln)
-		}
-		errc <- err
-	}()
+	s.http = s.newHTTPServer(ctx, s.handler)
+	if s.metricsListener != nil {
+		s.metricsHTTP = s.newHTTPServer(ctx, s.metricsRoutes())
+	}
+	errc := make(chan error, 2)
+	s.serveOn(s.http, s.listener, errc)
+	if s.metricsHTTP != nil {
+		s.serveOn(s.metricsHTTP, s.metricsListener, errc)
+	}
 	s.ready.Store(true)
-	s.log.Info("serving", "addr", ln.Addr().String(), "public_url", s.cfg.PublicURL, "tls", s.certs != nil, "data_dir", s.cfg.DataDir, "database", s.databaseName())
+	s.log.Info("serving", "addr", s.listener.Addr().String(), "public_url", s.cfg.PublicURL, "tls", s.certs != nil, "data_dir", s.cfg.DataDir, "database", s.databaseName())
+	if s.metricsListener != nil {
+		s.log.Info("serving metrics on a separate listener", "metrics_addr", s.metricsListener.Addr().String(), "path", "/metrics", "access", s.metrics.description(true))
+	} else {
+		s.log.Info("serving metrics on the main listener", "addr", s.listener.Addr().String(), "path", "/metrics", "access", s.metrics.description(false))
+	}
+	var serveErr error
 	select {
 	case err := <-errc:
-		s.ready.Store(false)
-		s.apis.stop()
-		return fmt.Errorf("serve: %w", err)
+		serveErr = fmt.Errorf("serve: %w", err)
+		s.log.Error("a listener failed; shutting down", "err", err)
 	case <-ctx.Done():
+		s.log.Info("shutting down")
 	}
 	s.ready.Store(false)
-	s.log.Info("shutting down")
 	// Parked long-polls would otherwise hold Shutdown until their deadline.
 	s.apis.device.EndLongPolls()
 	shutCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	err := s.http.Shutdown(shutCtx)
+	if s.metricsHTTP != nil {
+		if merr := s.metricsHTTP.Shutdown(shutCtx); err == nil {
+			err = merr
+		}
+	}
 	s.apis.stop()
+	if serveErr != nil {
+		return serveErr
+	}
 	if err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	return nil
+}
+
+func (s *Server) newHTTPServer(ctx context.Context, h http.Handler) *http.Server {
+	hs := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       5 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	if s.certs != nil {
+		hs.TLSConfig = s.certs.tlsConfig()
+	}
+	return hs
+}
+
+// serveOn serves hs on ln in the background; an error other than the one
+// Shutdown causes goes to errc.
+func (s *Server) serveOn(hs *http.Server, ln net.Listener, errc chan<- error) {
+	go func() {
+		var err error
+		if s.certs != nil {
+			err = hs.ServeTLS(ln, "", "")
+		} else {
+			err = hs.Serve(ln)
+		}
+		if !errors.Is(err, http.ErrServerClosed) {
+			errc <- err
+		}
+	}()
 }
 
 // ReloadTLS re-reads the certificate and key (on SIGHUP).
@@ -423,6 +500,9 @@ func (s *Server) ReloadTLS() error {
 func (s *Server) Close() error {
 	if s.listener != nil && s.http == nil {
 		s.listener.Close() // bound but never served
+	}
+	if s.metricsListener != nil && s.metricsHTTP == nil {
+		s.metricsListener.Close()
 	}
 	if s.store != nil {
 		return s.store.Close()
