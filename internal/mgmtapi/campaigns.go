@@ -71,7 +71,7 @@ func (a *API) createCampaign(w http.ResponseWriter, r *http.Request, c *caller) 
 	if err != nil {
 		return problemsError(err)
 	}
-	return created(w, campaignCreated{Campaign: cp, Preview: previewView(pv)})
+	return created(w, campaignCreated{Campaign: cp, Preview: answerPreview(pv)})
 }
 
 func (a *API) previewCampaign(w http.ResponseWriter, r *http.Request, c *caller) error {
@@ -84,7 +84,7 @@ func (a *API) previewCampaign(w http.ResponseWriter, r *http.Request, c *caller)
 	if err != nil && !errors.As(err, &ps) {
 		return err
 	}
-	return ok(w, previewView(pv))
+	return ok(w, answerPreview(pv))
 }
 
 func (a *API) listCampaigns(w http.ResponseWriter, r *http.Request, c *caller) error {
@@ -267,8 +267,23 @@ func (a *API) webhookDeliveries(w http.ResponseWriter, r *http.Request, c *calle
 
 // campaignCreated answers POST /campaigns.
 type campaignCreated struct {
-	Campaign store.Campaign   `json:"campaign"`
-	Preview  campaign.Preview `json:"preview"`
+	Campaign store.Campaign `json:"campaign"`
+	Preview  previewAnswer  `json:"preview"`
+}
+
+// previewAnswer is a campaign preview as the API answers it.
+type previewAnswer struct {
+	campaign.Preview
+	// PreflightMaxRuns is the most runs per scenario POST
+	// /campaigns/preflight accepts for the previewed fleet, so that a
+	// client can offer only sizes that will run.
+	PreflightMaxRuns int `json:"preflight_max_runs"`
+}
+
+// answerPreview is pv as the API answers it.
+func answerPreview(pv campaign.Preview) previewAnswer {
+	pv = previewView(pv)
+	return previewAnswer{Preview: pv, PreflightMaxRuns: preflightMaxRuns(len(pv.Strata))}
 }
 
 // previewView makes the preview's lists [] rather than null.

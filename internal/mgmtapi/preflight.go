@@ -15,11 +15,20 @@ import (
 
 // Bounds on the work one pre-flight request may ask for.
 const (
-	// maxPreflightRuns caps ?runs.
+	// maxPreflightRuns caps ?runs whatever the fleet (preflightMaxRuns
+	// lowers it for fleets in many strata).
 	maxPreflightRuns = 1000
 	// maxPreflightDevices caps the targeted fleet.
 	maxPreflightDevices = 2_000_000
 )
+
+// preflightMaxRuns is the most runs per scenario a pre-flight of a fleet
+// in the given number of strata may ask for: the API's cap, lowered to
+// preflight.Run's bound on runs × strata. Previews expose it
+// (preflight_max_runs) so that clients offer only sizes that run.
+func preflightMaxRuns(strata int) int {
+	return min(maxPreflightRuns, preflight.MaxRunsFor(strata))
+}
 
 // preflightSlot lets one pre-flight simulate at a time per process: the
 // simulation keeps every core busy for its duration, and a second request
@@ -29,7 +38,7 @@ var preflightSlot = make(chan struct{}, 1)
 // preflightAnswer is POST /campaigns/preflight: the preview the
 // simulation ran against and its report.
 type preflightAnswer struct {
-	Preview campaign.Preview `json:"preview"`
+	Preview previewAnswer `json:"preview"`
 	preflight.Report
 }
 
@@ -74,11 +83,12 @@ func (a *API) preflightCampaign(w http.ResponseWriter, r *http.Request, c *calle
 	if err != nil {
 		return problemsError(err)
 	}
-	pv = previewView(pv)
+	answer := answerPreview(pv)
+	pv = answer.Preview
 	if pv.Targets > maxPreflightDevices {
 		return apierror.New(http.StatusBadRequest, "too_many_devices", "the campaign targets %d devices; a pre-flight simulates at most %d", pv.Targets, maxPreflightDevices)
 	}
-	most := preflight.MaxRunsFor(len(pv.Strata))
+	most := answer.PreflightMaxRuns
 	switch {
 	case runs == 0:
 		runs = min(preflight.DefaultRuns, most)
@@ -110,7 +120,7 @@ func (a *API) preflightCampaign(w http.ResponseWriter, r *http.Request, c *calle
 		return apierror.New(http.StatusBadRequest, "invalid_preflight", "%v", err)
 	}
 	rep.ElapsedMS = a.clock.Now().Sub(began).Milliseconds()
-	return ok(w, preflightAnswer{Preview: pv, Report: rep})
+	return ok(w, preflightAnswer{Preview: answer, Report: rep})
 }
 
 func rateTestNames(s campaign.Spec) string {

@@ -143,3 +143,40 @@ func TestPreflightThroughTheAPI(t *testing.T) {
 	}
 	e.must(403, req{token: e.viewer, method: "POST", path: "/campaigns/preflight?runs=2", body: spec})
 }
+
+// TestPreflightMaxRunsInThePreview checks that the preview's
+// preflight_max_runs is the figure the pre-flight holds to: for a fleet in
+// seven strata one run more is refused, naming it; a fleet in one stratum
+// gets the API's cap. (It does not run the most allowed: that is 6,600
+// runs × groups of work, too slow for this suite.)
+func TestPreflightMaxRunsInThePreview(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	revs := []string{"A", "B", "C", "D", "E", "F", "G"}
+	e.release("2.0.0", "gw-200", revs, true)
+	for i, rev := range revs {
+		e.enroll(fmt.Sprintf("MR-%02d", i), "gw-200", rev, true)
+	}
+	var pv struct {
+		Strata           map[string]int `json:"strata"`
+		PreflightMaxRuns int            `json:"preflight_max_runs"`
+	}
+	for _, c := range []struct {
+		strata []string
+		want   int
+	}{
+		{[]string{"device_type"}, maxPreflightRuns},
+		{[]string{"hw_rev"}, 6600 / 8},
+	} {
+		spec := map[string]any{"name": "pf", "release": "2.0.0", "strata": c.strata}
+		e.must(200, req{token: e.operator, method: "POST", path: "/campaigns/preview", body: spec}).decode(t, &pv)
+		if pv.PreflightMaxRuns != c.want {
+			t.Errorf("strata %v (%d): preflight_max_runs %d, want %d", c.strata, len(pv.Strata), pv.PreflightMaxRuns, c.want)
+		}
+	}
+	spec := map[string]any{"name": "pf", "release": "2.0.0", "strata": []string{"hw_rev"}, "plan": map[string]any{"waves": []float64{50, 100}}}
+	r := e.must(400, req{token: e.operator, method: "POST", path: fmt.Sprintf("/campaigns/preflight?runs=%d", pv.PreflightMaxRuns+1), body: spec})
+	if code := r.errorCode(t); code != "bad_parameter" || !strings.Contains(string(r.body), fmt.Sprintf("at most %d runs", pv.PreflightMaxRuns)) {
+		t.Errorf("one run too many: %s %s", code, r.body)
+	}
+}

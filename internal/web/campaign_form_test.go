@@ -79,3 +79,56 @@ func TestCampaignFormSpec(t *testing.T) {
 		})
 	}
 }
+
+// TestFitRuns checks that the pre-flight asks the API for no more runs
+// than the previewed fleet allows, and says when it ran fewer than asked.
+func TestFitRuns(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		asked          string
+		most, strata   int
+		runs, problem  string
+		noteContaining string
+	}{
+		{"50", 825, 7, "50", "", ""},
+		{"825", 825, 7, "825", "", ""},
+		{"1000", 825, 7, "825", "", "1,000 runs per scenario were asked for; a fleet in 7 strata allows at most 825, so 825 ran."},
+		{"1000", 1000, 1, "1000", "", ""},
+		{"5000", 0, 0, "5000", "", ""}, // no preview: the API judges
+		{"0", 825, 7, "0", "want a whole number of at least 1", ""},
+		{"many", 825, 7, "many", "want a whole number of at least 1", ""},
+	} {
+		runs, note, problem := fitRuns(c.asked, c.most, c.strata)
+		if runs != c.runs || !strings.Contains(problem, c.problem) || (c.problem == "") != (problem == "") ||
+			!strings.Contains(note, c.noteContaining) || (c.noteContaining == "") != (note == "") {
+			t.Errorf("fitRuns(%q, %d, %d) = %q, %q, %q; want %q, a note with %q, a problem with %q",
+				c.asked, c.most, c.strata, runs, note, problem, c.runs, c.noteContaining, c.problem)
+		}
+	}
+}
+
+// TestRunChoices checks that the form offers no pre-flight size the fleet
+// does not allow, and none twice; each choice is shown as value:runs, the
+// API's default with an empty value.
+func TestRunChoices(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		most int
+		want string
+	}{
+		{1000, "50:50 :200 1000:1,000"},
+		{825, "50:50 :200 825:825"},
+		{200, "50:50 :200"},
+		{120, "50:50 :120"},
+		{43, ":43"},
+		{0, "50:50 :200"}, // no preview: the quick size and the API's default
+	} {
+		var got []string
+		for _, ch := range runChoices(c.most) {
+			got = append(got, ch.Value+":"+strings.Fields(ch.Label)[0])
+		}
+		if g := strings.Join(got, " "); g != c.want {
+			t.Errorf("most %d: offered %q, want %q", c.most, g, c.want)
+		}
+	}
+}

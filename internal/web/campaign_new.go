@@ -282,18 +282,57 @@ type campaignNewView struct {
 	Preflight *preflightView
 	// RunChoices are the pre-flight sizes offered.
 	RunChoices []runChoice
+	// RunsNote says why the pre-flight ran fewer runs than the form asked.
+	RunsNote string
 }
 
 // runChoice is one size of pre-flight: more runs, finer figures, longer
 // wait.
 type runChoice struct{ Value, Label string }
 
-func runChoices() []runChoice {
-	return []runChoice{
-		{"50", "50 runs per scenario (quick)"},
-		{"", fmt.Sprintf("%d runs per scenario", preflight.DefaultRuns)},
-		{"1000", "1,000 runs per scenario (finer, slower)"},
+// quickRuns is the size of a quick pre-flight.
+const quickRuns = 50
+
+// runChoices are the pre-flight sizes offered for a fleet that allows at
+// most most runs per scenario (the preview's preflight_max_runs; 0: not
+// known, as without a preview): none larger, none twice.
+func runChoices(most int) []runChoice {
+	def := preflight.DefaultRuns // what the API runs when ?runs is not given
+	if most > 0 {
+		def = min(def, most)
 	}
+	var cs []runChoice
+	if quickRuns < def {
+		cs = append(cs, runChoice{strconv.Itoa(quickRuns), fmt.Sprintf("%d runs per scenario (quick)", quickRuns)})
+	}
+	cs = append(cs, runChoice{"", fmt.Sprintf("%s runs per scenario", thousands(def))})
+	if most > def {
+		cs = append(cs, runChoice{strconv.Itoa(most), fmt.Sprintf("%s runs per scenario (the most this fleet allows; finer, slower)", thousands(most))})
+	}
+	return cs
+}
+
+// fitRuns reads the runs per scenario the form asks for, for a fleet in
+// strata strata that allows at most most (0: not known): the runs to ask
+// the API for, a note when that is fewer than asked, and a problem when
+// asked is not a number of runs.
+func fitRuns(asked string, most, strata int) (runs, note, problem string) {
+	n, err := strconv.Atoi(asked)
+	switch {
+	case err != nil || n < 1:
+		return asked, "", fmt.Sprintf("runs %q: want a whole number of at least 1", asked)
+	case most > 0 && n > most:
+		return strconv.Itoa(most), fmt.Sprintf("%s runs per scenario were asked for; a fleet in %d strata allows at most %s, so %s ran.",
+			thousands(n), strata, thousands(most), thousands(most)), ""
+	}
+	return strconv.Itoa(n), "", ""
+}
+
+// setPreview shows pv next to the form and offers the pre-flight sizes its
+// fleet allows.
+func (v *campaignNewView) setPreview(pv previewView) {
+	v.Preview = &pv
+	v.RunChoices = runChoices(pv.MaxRuns)
 }
 
 // previewView is the live preview fragment's data.
@@ -307,6 +346,9 @@ type previewView struct {
 	// ControlPct and BaselinePct are the plan's control group and
 	// baseline install-failure rate as percentages.
 	ControlPct, BaselinePct string
+	// MaxRuns is the most pre-flight runs per scenario the API accepts
+	// for this fleet (its preflight_max_runs); 0 when there is no preview.
+	MaxRuns int
 }
 
 // planRow is one step of the previewed plan.
@@ -392,7 +434,7 @@ func (u *UI) campaignNewView(r *http.Request, s *Session, f campaignForm) (campa
 		f.Release = rels[0].ID
 	}
 	return campaignNewView{Form: f, Releases: rels, Presets: presets(), Strata: stratumFields, Errors: map[string][]string{},
-		RunChoices: runChoices()}, nil
+		RunChoices: runChoices(0)}, nil
 }
 
 // campaignNewPage shows the form; its query string may fill it in (every
@@ -418,7 +460,7 @@ func (u *UI) campaignNewPage(w http.ResponseWriter, r *http.Request, s *Session)
 	if err != nil {
 		return err
 	}
-	v.Preview = &pv
+	v.setPreview(pv)
 	return u.render(w, r, s, http.StatusOK, "campaign_new.html", "New campaign", v)
 }
 
@@ -431,7 +473,10 @@ func (u *UI) preview(r *http.Request, s *Session, f campaignForm) (previewView, 
 	if spec.Name == "" {
 		spec.Name = "preview" // the name does not change what a campaign targets
 	}
-	var pv campaign.Preview
+	var pv struct {
+		campaign.Preview
+		PreflightMaxRuns int `json:"preflight_max_runs"`
+	}
 	err := s.API().Do(r.Context(), http.MethodPost, "/campaigns/preview", nil, spec, &pv)
 	var ae *APIError
 	if errors.As(err, &ae) && ae.Status == http.StatusBadRequest {
@@ -440,7 +485,7 @@ func (u *UI) preview(r *http.Request, s *Session, f campaignForm) (previewView, 
 	if err != nil {
 		return previewView{}, err
 	}
-	v := previewView{Ready: true, Preview: pv, Problems: append(ps, pv.Problems...),
+	v := previewView{Ready: true, Preview: pv.Preview, Problems: append(ps, pv.Problems...), MaxRuns: pv.PreflightMaxRuns,
 		ControlPct:  fmt.Sprintf("%.3g %%", 100*pv.Plan.ControlFraction),
 		BaselinePct: fmt.Sprintf("%.2g %%", 100*pv.Plan.Baseline)}
 	for k, n := range pv.Strata {
@@ -494,7 +539,7 @@ func (u *UI) campaignCreate(w http.ResponseWriter, r *http.Request, s *Session) 
 		if err != nil {
 			return err
 		}
-		v.Preview = &pv
+		v.setPreview(pv)
 		return u.render(w, r, s, status, "campaign_new.html", "New campaign", v)
 	}
 	spec, ps := f.spec()
@@ -618,12 +663,20 @@ func (u *UI) campaignPreflight(w http.ResponseWriter, r *http.Request, s *Sessio
 	if spec.Name == "" {
 		spec.Name = "pre-flight" // a name is needed to create, not to simulate
 	}
+	// The preview of the form as sent says how many runs its fleet allows
+	// (the strata may have changed since the page offered its sizes).
+	pv, err := u.preview(r, s, v.Form)
+	if err != nil {
+		return err
+	}
 	var q url.Values
 	if f.Runs != "" {
-		if n, err := strconv.Atoi(f.Runs); err != nil || n < 1 || n > preflight.MaxRuns {
-			ps = append(ps, campaign.Problem{Field: "runs", Message: fmt.Sprintf("runs %q: want a whole number from 1 to %d", f.Runs, preflight.MaxRuns)})
+		runs, note, problem := fitRuns(f.Runs, pv.MaxRuns, len(pv.Preview.Strata))
+		if problem != "" {
+			ps = append(ps, campaign.Problem{Field: "runs", Message: problem})
 		}
-		q = url.Values{"runs": {f.Runs}}
+		v.Form.Runs, v.RunsNote = runs, note
+		q = url.Values{"runs": {runs}}
 	}
 	if len(ps) == 0 {
 		var out struct {
@@ -647,10 +700,6 @@ func (u *UI) campaignPreflight(w http.ResponseWriter, r *http.Request, s *Sessio
 	if len(ps) > 0 {
 		v.setProblems(ps)
 	}
-	pv, err := u.preview(r, s, v.Form)
-	if err != nil {
-		return err
-	}
-	v.Preview = &pv
+	v.setPreview(pv)
 	return u.render(w, r, s, status, "campaign_new.html", "New campaign", v)
 }

@@ -238,10 +238,62 @@ func TestCampaignNewPreflight(t *testing.T) {
 	if strings.Contains(r.Body, `id="campaign-preflight"`) {
 		t.Fatal("figures shown for a refused pre-flight")
 	}
-	// A size the form does not offer is refused before the API is asked.
+	// A size that is not a number is refused before the API is asked.
 	op.Get("/ui/campaigns/new")
 	form.Set("selector", "")
-	form.Set("runs", "1000000")
+	form.Set("runs", "many")
 	r = op.Post("/ui/campaigns/new/preflight", form)
-	r.MustContain(t, `id="err-runs"`, "want a whole number from 1 to")
+	r.MustContain(t, `id="err-runs"`, "want a whole number of at least 1")
+}
+
+// TestCampaignNewPreflightRunsFitTheFleet checks that the form offers and
+// sends only pre-flight sizes the API accepts for the previewed fleet: in
+// seven strata (one per revision) at most 6,600 / 8 = 825 runs, not the
+// 1,000 a fleet in few strata may have.
+func TestCampaignNewPreflightRunsFitTheFleet(t *testing.T) {
+	t.Parallel()
+	e := start(t)
+	revs := []string{"A", "B", "C", "D", "E", "F", "G"}
+	for i, rev := range revs {
+		enroll(t, e, fmt.Sprintf("RF-%03d", i), "gw-200", rev)
+	}
+	rel := makeRelease(t, e, "3.1.0", "gw-200", revs, false)
+	op := signIn(t, e, "olga", store.RoleOperator)
+
+	options := regexp.MustCompile(`<option value="(\d*)"[^>]*>([^<]*)</option>`)
+	offered := func(body string) []string {
+		i := strings.Index(body, `id="f-runs"`)
+		if i < 0 {
+			t.Fatalf("no runs select:\n%s", body)
+		}
+		j := strings.Index(body[i:], "</select>")
+		var vs []string
+		for _, m := range options.FindAllStringSubmatch(body[i:i+j], -1) {
+			vs = append(vs, m[1]+" "+m[2])
+		}
+		return vs
+	}
+	q := url.Values{"release": {rel.Version}, "selector": {`device_type == "gw-200"`}, "strata": {"hw_rev"}, "waves": {"50, 100"}, "control": {"0"}}
+	r := op.Get("/ui/campaigns/new?" + q.Encode())
+	r.MustContain(t, `id="preflight-max-runs"`, "(7 strata) runs at most 825 runs per scenario")
+	want := []string{"50 50 runs per scenario (quick)", " 200 runs per scenario", "825 825 runs per scenario (the most this fleet allows; finer, slower)"}
+	if got := offered(r.Body); strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("seven strata: offered %q, want %q", got, want)
+	}
+	// One stratum allows the API's cap.
+	q.Set("strata", "device_type")
+	r = op.Get("/ui/campaigns/new?" + q.Encode())
+	if got := offered(r.Body); len(got) != 3 || got[2] != "1000 1,000 runs per scenario (the most this fleet allows; finer, slower)" {
+		t.Errorf("one stratum: offered %q", got)
+	}
+	// Sent for seven strata, runs that do not fit are not sent as asked
+	// (TestFitRuns has the rule); a size that is not a number is a
+	// problem at the field, and the API is not asked.
+	form := url.Values{"name": {""}, "release": {rel.ID}, "selector": {`device_type == "gw-200"`},
+		"strata": {"hw_rev"}, "waves": {"50, 100"}, "control": {"0"}, "preset": {"standard"}, "runs": {"0"}}
+	r = op.Post("/ui/campaigns/new/preflight", form)
+	if r.Status != http.StatusBadRequest {
+		t.Fatalf("zero runs: status %d", r.Status)
+	}
+	r.MustContain(t, `id="err-runs"`, "want a whole number of at least 1", `id="preflight-max-runs"`)
 }
