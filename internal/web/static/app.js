@@ -59,7 +59,7 @@
           if (mine === seq && out) {
             out.innerHTML = html;
           }
-        });
+        }).catch(function () {}); // a failed or cut-short count keeps the last one
     }
     input.addEventListener("input", function () {
       clearTimeout(timer);
