@@ -322,7 +322,7 @@ func TestCampaignDecisionsAndGates(t *testing.T) {
 	e := start(t)
 	id := campaignFleet(t, e, false)
 	// Paused, the engine stores no decisions of its own meanwhile.
-	apiCall(t, e, 200, "POST", "/campaigns/"+id+"/pause", nil, nil)
+	e.API(t, 200, "POST", "/campaigns/"+id+"/pause", nil, nil)
 	ctx := context.Background()
 	for i := range 25 {
 		tests := []health.TestResult{

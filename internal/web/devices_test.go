@@ -226,7 +226,7 @@ func TestDeviceDetailHistoryAndTelemetry(t *testing.T) {
 	// carries the cursor.
 	for i := range 10 {
 		e.Clock.Advance(time.Minute)
-		apiCall(t, e, http.StatusCreated, "POST", "/devices/"+id+"/assignments", map[string]any{"release": []string{"1.0.0", "1.1.0"}[i%2]}, nil)
+		e.API(t, http.StatusCreated, "POST", "/devices/"+id+"/assignments", map[string]any{"release": []string{"1.0.0", "1.1.0"}[i%2]}, nil)
 	}
 	r = op.Get("/ui/devices/" + id)
 	next := html.UnescapeString(between(r.Body, `<a rel="next" href="`, `"`))

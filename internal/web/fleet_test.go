@@ -1,16 +1,13 @@
 package web_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,12 +21,9 @@ import (
 // up through the management API (with the first admin's token) and the
 // store, as an operator's tools would.
 
-// tokens holds each test server's admin API token.
-var tokens sync.Map // *webtest.Env → string
-
 // start runs a server with an admin API token not tied to the first
 // admin (whose own token works only after a password change, which costs
-// two argon2 hashes per test).
+// two argon2 hashes per test); e.API sends it.
 func start(t testing.TB) *webtest.Env {
 	t.Helper()
 	e := webtest.Start(t)
@@ -43,60 +37,8 @@ func start(t testing.TB) *webtest.Env {
 	}, store.Actor{Kind: store.ActorSystem, Name: "test"}, e.Clock.Now()); err != nil {
 		t.Fatal(err)
 	}
-	tokens.Store(e, nt.Token)
-	t.Cleanup(func() { tokens.Delete(e) })
+	e.APIToken = nt.Token
 	return e
-}
-
-func adminToken(e *webtest.Env) string {
-	if tok, ok := tokens.Load(e); ok {
-		return tok.(string)
-	}
-	return e.AdminToken
-}
-
-// apiCall sends a request to the management API as the first admin and
-// decodes the answer into out; it fails the test unless the status is want.
-func apiCall(t testing.TB, e *webtest.Env, want int, method, path string, body, out any) {
-	t.Helper()
-	var rd io.Reader = http.NoBody
-	ctype := ""
-	switch b := body.(type) {
-	case nil:
-	case io.Reader:
-		rd, ctype = b, "application/octet-stream"
-	default:
-		j, err := json.Marshal(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rd, ctype = bytes.NewReader(j), "application/json"
-	}
-	req, err := http.NewRequest(method, e.URL+"/api/v1"+path, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+adminToken(e))
-	if ctype != "" {
-		req.Header.Set("Content-Type", ctype)
-	}
-	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if resp.StatusCode != want {
-		t.Fatalf("%s %s: status %d, want %d: %s", method, path, resp.StatusCode, want, b)
-	}
-	if out != nil {
-		if err := json.Unmarshal(b, out); err != nil {
-			t.Fatalf("%s %s: decode: %v", method, path, err)
-		}
-	}
 }
 
 // enroll adds an accepted device.
@@ -132,16 +74,16 @@ func enroll(t testing.TB, e *webtest.Env, serial, deviceType, hwRev string) stri
 func makeRelease(t testing.TB, e *webtest.Env, version, deviceType string, revs []string, draft bool) store.Release {
 	t.Helper()
 	var rel store.Release
-	apiCall(t, e, 201, "POST", "/releases", map[string]any{"version": version, "severity": "high", "cves": []string{"CVE-2026-0101"}}, &rel)
+	e.API(t, 201, "POST", "/releases", map[string]any{"version": version, "severity": "high", "cves": []string{"CVE-2026-0101"}}, &rel)
 	for _, rev := range revs {
 		content := fmt.Sprintf("image %s for %s rev %s", version, deviceType, rev)
-		apiCall(t, e, 201, "PUT", fmt.Sprintf("/releases/%s/artifacts?device_type=%s&hw_revs=%s&type=raw-image&component=rootfs&name=rootfs-%s.img",
+		e.API(t, 201, "PUT", fmt.Sprintf("/releases/%s/artifacts?device_type=%s&hw_revs=%s&type=raw-image&component=rootfs&name=rootfs-%s.img",
 			rel.ID, deviceType, rev, strings.ToLower(rev)), strings.NewReader(content), nil)
 	}
 	if !draft {
-		apiCall(t, e, 200, "POST", "/releases/"+rel.ID+"/publish", nil, nil)
+		e.API(t, 200, "POST", "/releases/"+rel.ID+"/publish", nil, nil)
 	}
-	apiCall(t, e, 200, "GET", "/releases/"+rel.ID, nil, &rel)
+	e.API(t, 200, "GET", "/releases/"+rel.ID, nil, &rel)
 	return rel
 }
 
@@ -161,13 +103,13 @@ func campaignFleet(t testing.TB, e *webtest.Env, draft bool) string {
 	var created struct {
 		Campaign store.Campaign `json:"campaign"`
 	}
-	apiCall(t, e, 201, "POST", "/campaigns", map[string]any{
+	e.API(t, 201, "POST", "/campaigns", map[string]any{
 		"name": "spring rollout", "release": "2.0.0", "selector": `device_type == "gw-200"`,
 		"plan":   map[string]any{"waves": []float64{50, 100}, "no_control": true},
 		"health": map[string]any{"preset": "relaxed"}, "seed": 7,
 	}, &created)
 	if !draft {
-		apiCall(t, e, 200, "POST", "/campaigns/"+created.Campaign.ID+"/start", nil, nil)
+		e.API(t, 200, "POST", "/campaigns/"+created.Campaign.ID+"/start", nil, nil)
 	}
 	return created.Campaign.ID
 }
@@ -189,7 +131,7 @@ func httpGet(e *webtest.Env, path string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Authorization", "Bearer "+adminToken(e))
+	req.Header.Set("Authorization", "Bearer "+e.Token())
 	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
 	if err != nil {
 		return nil, err

@@ -34,7 +34,7 @@ func reportFailure(t *testing.T, e *webtest.Env, deviceID, release string, now t
 	var as struct {
 		Assignment store.Assignment `json:"assignment"`
 	}
-	apiCall(t, e, http.StatusCreated, "POST", "/devices/"+deviceID+"/assignments", map[string]any{"release": release}, &as)
+	e.API(t, http.StatusCreated, "POST", "/devices/"+deviceID+"/assignments", map[string]any{"release": release}, &as)
 	for i := range reports {
 		reports[i].AssignmentID = as.Assignment.ID
 		if reports[i].ReportedAt.IsZero() {
@@ -61,7 +61,7 @@ func TestOverviewNumbers(t *testing.T) {
 	var list struct {
 		Items []store.Device `json:"items"`
 	}
-	apiCall(t, e, http.StatusOK, "GET", "/devices?limit=100", nil, &list)
+	e.API(t, http.StatusOK, "GET", "/devices?limit=100", nil, &list)
 	for _, d := range list.Items {
 		devs[d.Serial] = d.ID
 	}

@@ -35,8 +35,8 @@ func TestReleaseListEmptyAndPaginated(t *testing.T) {
 		}
 	}
 	rel := makeRelease(t, e, "2.0.0", "gw-200", []string{"B"}, false)
-	apiCall(t, e, 200, "POST", "/releases/"+rel.ID+"/mark-bad", map[string]any{"bad": true, "reason": "boot loop on rev C"}, nil)
-	apiCall(t, e, 200, "POST", "/releases/"+rel.ID+"/mark-affected", map[string]any{"cves": []string{"CVE-2026-2001"}}, nil)
+	e.API(t, 200, "POST", "/releases/"+rel.ID+"/mark-bad", map[string]any{"bad": true, "reason": "boot loop on rev C"}, nil)
+	e.API(t, 200, "POST", "/releases/"+rel.ID+"/mark-affected", map[string]any{"cves": []string{"CVE-2026-2001"}}, nil)
 	r = b.Get("/ui/releases")
 	if n := strings.Count(r.Body, `<tr id="release-`); n != 50 {
 		t.Fatalf("first page lists %d releases, want 50", n)
@@ -58,7 +58,7 @@ func TestReleaseListEmptyAndPaginated(t *testing.T) {
 func signingKeys(t *testing.T, e *webtest.Env, line tufrepo.Signer) {
 	t.Helper()
 	var keys struct{ Items []signing.OnlineKey }
-	apiCall(t, e, 201, "POST", "/tuf/online-keys", map[string]any{"roles": signing.OnlineRoles}, &keys)
+	e.API(t, 201, "POST", "/tuf/online-keys", map[string]any{"roles": signing.OnlineRoles}, &keys)
 	online := map[string]tufrepo.RoleKeys{}
 	for _, k := range keys.Items {
 		online[k.Role] = tufrepo.RoleKeys{Keys: []*metadata.Key{k.PublicKey}, Threshold: 1}
@@ -75,7 +75,7 @@ func signingKeys(t *testing.T, e *webtest.Env, line tufrepo.Signer) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	apiCall(t, e, 200, "POST", "/tuf/changes", map[string]any{
+	e.API(t, 200, "POST", "/tuf/changes", map[string]any{
 		"roots":   []json.RawMessage{root},
 		"targets": []map[string]any{{"role": "targets", "metadata": json.RawMessage(targets)}},
 	}, nil)
@@ -104,7 +104,7 @@ func signRelease(t *testing.T, e *webtest.Env, rel store.Release, months int, li
 	if b, err = tufrepo.Sign(b, line); err != nil {
 		t.Fatal(err)
 	}
-	apiCall(t, e, 200, "PUT", "/tuf/roles/gw-200", strings.NewReader(string(b)), nil)
+	e.API(t, 200, "PUT", "/tuf/roles/gw-200", strings.NewReader(string(b)), nil)
 }
 
 func TestReleaseDetailArtifactsAndSignatures(t *testing.T) {
@@ -113,7 +113,7 @@ func TestReleaseDetailArtifactsAndSignatures(t *testing.T) {
 	rel := makeRelease(t, e, "2.0.0", "gw-200", []string{"B", "C"}, false)
 	other := makeRelease(t, e, "2.1.0", "gw-200", []string{"B"}, false)
 	var draft store.Release
-	apiCall(t, e, 201, "POST", "/releases", map[string]any{"version": "3.0.0-rc.1"}, &draft)
+	e.API(t, 201, "POST", "/releases", map[string]any{"version": "3.0.0-rc.1"}, &draft)
 	b := signIn(t, e, "olga", store.RoleOperator)
 
 	r := b.Get("/ui/releases/" + draft.ID)
@@ -161,7 +161,7 @@ func TestReleaseDetailArtifactsAndSignatures(t *testing.T) {
 	if r = b.Post("/ui/releases/"+rel.ID+"/finalize", url.Values{}); r.Status != http.StatusSeeOther {
 		t.Fatalf("finalize: %d\n%s", r.Status, r.Body)
 	}
-	apiCall(t, e, 200, "POST", "/releases/"+rel.ID+"/mark-affected", map[string]any{"cves": []string{"CVE-2026-2001"}}, nil)
+	e.API(t, 200, "POST", "/releases/"+rel.ID+"/mark-affected", map[string]any{"cves": []string{"CVE-2026-2001"}}, nil)
 	if r = b.Post("/ui/releases/"+rel.ID+"/mark-bad", url.Values{"reason": {"boot loop on rev C"}}); r.Status != http.StatusSeeOther {
 		t.Fatalf("mark bad: %d\n%s", r.Status, r.Body)
 	}

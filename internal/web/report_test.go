@@ -30,7 +30,7 @@ func reportFleet(t *testing.T, e *webtest.Env) map[string]string {
 	var as struct {
 		Assignment store.Assignment `json:"assignment"`
 	}
-	apiCall(t, e, 201, "POST", "/devices/"+ids["GW-1"]+"/assignments", map[string]any{"release": "1.0.0"}, &as)
+	e.API(t, 201, "POST", "/devices/"+ids["GW-1"]+"/assignments", map[string]any{"release": "1.0.0"}, &as)
 	e.Clock.Advance(time.Minute)
 	out, err := e.Store.RecordReports(ctx, []store.DeviceReports{{TenantID: store.DefaultTenant, DeviceID: ids["GW-1"], Reports: []store.StatusReport{
 		{AssignmentID: as.Assignment.ID, Seq: 1, State: store.AssignSucceeded, Progress: 100, ReportedAt: e.Clock.Now()},

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
-	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -126,37 +125,11 @@ func (fe *fleetEnv) await(t *testing.T, what string, budget time.Duration, cond 
 	}
 }
 
-// api calls the management API with the first admin's token.
+// api calls the management API as the first admin with the body's content
+// type given (webtest.Env.APIRequest).
 func (fe *fleetEnv) api(t *testing.T, want int, method, path, ctype string, body io.Reader, out any) {
 	t.Helper()
-	if body == nil {
-		body = http.NoBody
-	}
-	req, err := http.NewRequest(method, fe.URL+"/api/v1"+path, body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+fe.AdminToken)
-	if ctype != "" {
-		req.Header.Set("Content-Type", ctype)
-	}
-	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if resp.StatusCode != want {
-		t.Fatalf("%s %s: status %d, want %d: %s", method, path, resp.StatusCode, want, b)
-	}
-	if out != nil {
-		if err := json.Unmarshal(b, out); err != nil {
-			t.Fatalf("%s %s: %v", method, path, err)
-		}
-	}
+	fe.APIRequest(t, want, method, path, ctype, body, out)
 }
 
 // publish uploads one image for every revision of the default profile and
@@ -164,13 +137,12 @@ func (fe *fleetEnv) api(t *testing.T, want int, method, path, ctype string, body
 func (fe *fleetEnv) publish(t *testing.T, version string) store.Release {
 	t.Helper()
 	var rel store.Release
-	body, _ := json.Marshal(map[string]any{"version": version, "severity": "medium", "notes": "browser test release"})
-	fe.api(t, http.StatusCreated, "POST", "/releases", "application/json", bytes.NewReader(body), &rel)
+	fe.API(t, http.StatusCreated, "POST", "/releases", map[string]any{"version": version, "severity": "medium", "notes": "browser test release"}, &rel)
 	img := make([]byte, 64<<10)
 	_, _ = rand.NewChaCha8([32]byte{7}).Read(img)
 	fe.api(t, http.StatusCreated, "PUT", "/releases/"+rel.ID+"/artifacts?device_type=gw-200&hw_revs=A,B,C&type=raw-image&component=rootfs&name=gw-200-"+version+".img",
 		"application/octet-stream", bytes.NewReader(img), nil)
-	fe.api(t, http.StatusOK, "POST", "/releases/"+rel.ID+"/publish", "", nil, &rel)
+	fe.API(t, http.StatusOK, "POST", "/releases/"+rel.ID+"/publish", nil, &rel)
 	return rel
 }
 

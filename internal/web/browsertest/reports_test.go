@@ -5,8 +5,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
-	"encoding/json"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -39,51 +37,13 @@ type reportEnv struct {
 	seq map[string]int64 // last report sequence number per device
 }
 
-func (re *reportEnv) api(t *testing.T, want int, method, path, ctype string, body []byte, out any) {
-	t.Helper()
-	req, err := http.NewRequest(method, re.URL+"/api/v1"+path, bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+re.AdminToken)
-	if ctype != "" {
-		req.Header.Set("Content-Type", ctype)
-	}
-	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if resp.StatusCode != want {
-		t.Fatalf("%s %s: status %d, want %d: %s", method, path, resp.StatusCode, want, b)
-	}
-	if out != nil {
-		if err := json.Unmarshal(b, out); err != nil {
-			t.Fatalf("%s %s: %v", method, path, err)
-		}
-	}
-}
-
-func (re *reportEnv) jsonAPI(t *testing.T, want int, method, path string, in, out any) {
-	t.Helper()
-	b, err := json.Marshal(in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	re.api(t, want, method, path, "application/json", b, out)
-}
-
 func (re *reportEnv) release(t *testing.T, version, severity string, cves []string) {
 	t.Helper()
 	var rel store.Release
-	re.jsonAPI(t, http.StatusCreated, "POST", "/releases", map[string]any{"version": version, "severity": severity, "cves": cves}, &rel)
-	re.api(t, http.StatusCreated, "PUT", "/releases/"+rel.ID+"/artifacts?device_type=gw-200&hw_revs=A,B&type=raw-image&name=gw-200-"+version+".img",
-		"application/octet-stream", []byte("image "+version), nil)
-	re.api(t, http.StatusOK, "POST", "/releases/"+rel.ID+"/publish", "", nil, nil)
+	re.API(t, http.StatusCreated, "POST", "/releases", map[string]any{"version": version, "severity": severity, "cves": cves}, &rel)
+	re.API(t, http.StatusCreated, "PUT", "/releases/"+rel.ID+"/artifacts?device_type=gw-200&hw_revs=A,B&type=raw-image&name=gw-200-"+version+".img",
+		[]byte("image "+version), nil)
+	re.API(t, http.StatusOK, "POST", "/releases/"+rel.ID+"/publish", nil, nil)
 }
 
 func (re *reportEnv) enroll(t *testing.T, serial, rev string) string {
@@ -118,7 +78,7 @@ func (re *reportEnv) install(t *testing.T, deviceID, version string) {
 	var as struct {
 		Assignment store.Assignment `json:"assignment"`
 	}
-	re.jsonAPI(t, http.StatusCreated, "POST", "/devices/"+deviceID+"/assignments", map[string]any{"release": version}, &as)
+	re.API(t, http.StatusCreated, "POST", "/devices/"+deviceID+"/assignments", map[string]any{"release": version}, &as)
 	re.clk.Advance(time.Minute)
 	re.seq[deviceID]++
 	out, err := re.Store.RecordReports(context.Background(), []store.DeviceReports{{TenantID: store.DefaultTenant, DeviceID: deviceID, Reports: []store.StatusReport{
@@ -137,7 +97,7 @@ func TestReportsInBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	re.jsonAPI(t, http.StatusNoContent, "POST", "/users/"+admin.ID+"/password",
+	re.API(t, http.StatusNoContent, "POST", "/users/"+admin.ID+"/password",
 		map[string]string{"current_password": re.AdminPassword, "password": "the admin's own password 7"}, nil)
 
 	// Six devices: four installed 1.0.0, one reports 0.9.0 itself, one

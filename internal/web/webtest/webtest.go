@@ -6,6 +6,7 @@ package webtest
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -32,6 +33,9 @@ type Env struct {
 	// Admin's one-time password (the admin must change it first).
 	AdminPassword string
 	AdminToken    string
+	// APIToken, when set, is the admin bearer token API sends instead of
+	// AdminToken, e.g. an API token not tied to the first admin.
+	APIToken string
 }
 
 // Start runs a server on SQLite in a temporary directory on a free
@@ -104,6 +108,71 @@ func (e *Env) AddUser(t testing.TB, name string, role store.Role, password strin
 		t.Fatal(err)
 	}
 	return u
+}
+
+// Token is the bearer token API sends: APIToken, else AdminToken.
+func (e *Env) Token() string {
+	if e.APIToken != "" {
+		return e.APIToken
+	}
+	return e.AdminToken
+}
+
+// API sends a request to the management API (path below /api/v1) as an
+// admin and decodes the JSON answer into out unless out is nil; it fails
+// the test unless the status is want. body is nil, an io.Reader or []byte
+// (sent as application/octet-stream), or any other value, sent as JSON.
+func (e *Env) API(t testing.TB, want int, method, path string, body, out any) {
+	t.Helper()
+	var rd io.Reader
+	ctype := ""
+	switch b := body.(type) {
+	case nil:
+	case io.Reader:
+		rd, ctype = b, "application/octet-stream"
+	case []byte:
+		rd, ctype = bytes.NewReader(b), "application/octet-stream"
+	default:
+		j, err := json.Marshal(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd, ctype = bytes.NewReader(j), "application/json"
+	}
+	e.APIRequest(t, want, method, path, ctype, rd, out)
+}
+
+// APIRequest is API with the body's content type given ("": none).
+func (e *Env) APIRequest(t testing.TB, want int, method, path, ctype string, body io.Reader, out any) {
+	t.Helper()
+	if body == nil {
+		body = http.NoBody
+	}
+	req, err := http.NewRequest(method, e.URL+"/api/v1"+path, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+e.Token())
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != want {
+		t.Fatalf("%s %s: status %d, want %d: %s", method, path, resp.StatusCode, want, b)
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			t.Fatalf("%s %s: decode: %v", method, path, err)
+		}
+	}
 }
 
 // Browser is an HTTP client that keeps cookies (including Secure ones,
