@@ -40,10 +40,11 @@ func reportComplianceCommand() *command {
 decommissioned device with the version it ran, since when, where that is
 known from (the assignment that installed it, or the device's own report),
 the campaign and the audited approvals behind it, and its exposure to
-vulnerable releases: its release is marked affected by a CVE, or it misses a
-newer fix release of severity high or critical (--severity) built for its
-hardware. --release keeps the devices running one release; --severity or
---cve lists only the exposed devices (--exposed=false lists all).
+vulnerable releases: its release was marked affected by a CVE at that time
+(markings as of --at, from the audit log), or it misses a newer fix release
+of severity high or critical (--severity) built for its hardware. --release
+keeps the devices running one release; --severity or --cve lists only the
+exposed devices (--exposed=false lists all).
 
 --format table (default; -o json means --format json), csv (streamed by the
 server) or json (every page in one document). -f writes to a file, replaced

@@ -58,7 +58,8 @@ const (
 
 // Exposure reasons.
 const (
-	// ExposureAffected: the running release is marked affected by CVEs.
+	// ExposureAffected: the running release was marked affected by CVEs
+	// at the report's time (markings as they were then).
 	ExposureAffected = "affected"
 	// ExposureMissingFix: a newer release of a listed severity, published
 	// by then and built for the device's hardware, is not installed.

@@ -28,12 +28,16 @@ import (
 // with neither by T is "unknown". Devices enrolled after T are left out.
 //
 // Exposure (accepted devices with a known version only):
-//   - affected: the release of the running version lists affected_by CVEs
-//     (or the queried CVE);
+//   - affected: the release of the running version was marked affected by
+//     CVEs (or the queried CVE) at T: the list the newest
+//     release.mark_affected audit entry made by T set; without one, the
+//     list the first later entry replaced ("was"); without any entry, the
+//     current list, which then never changed (affectedAt);
 //   - missing-fix: a release of a listed severity (and listing the queried
 //     CVE, if any), published by T, newer than the running version, with a
 //     full artifact for the device's type and revision (or a delta from the
-//     running version), exists.
+//     running version), exists. A release's severity and fixed CVEs are
+//     set when it is created and never change: they need no history.
 //
 // How it reads: the devices in id order, a chunk at a time, each with its
 // newest succeeded report found by one correlated lookup on the
@@ -162,7 +166,7 @@ func (s *Store) complianceAt(ctx context.Context, tenant string, q store.Complia
 		}
 		after = parts[0]
 	}
-	releases, err := s.releasesByVersion(ctx, tenant)
+	releases, err := s.releasesByVersion(ctx, tenant, at)
 	if err != nil {
 		return nil, "", err
 	}
@@ -338,8 +342,8 @@ func (s *Store) resolveAssignments(ctx context.Context, tenant string, devs []de
 }
 
 // releasesByVersion reads every release of the tenant (their number is
-// small next to the fleet's): id and affected_by.
-func (s *Store) releasesByVersion(ctx context.Context, tenant string) (map[string]releaseAt, error) {
+// small next to the fleet's): id and affected_by as it was at the time at.
+func (s *Store) releasesByVersion(ctx context.Context, tenant string, at int64) (map[string]releaseAt, error) {
 	rows, err := s.query(ctx, `SELECT id, version, affected_by FROM releases WHERE tenant_id = ?`, tenant)
 	if err != nil {
 		return nil, fmt.Errorf("read releases: %w", err)
@@ -359,6 +363,57 @@ func (s *Store) releasesByVersion(ctx context.Context, tenant string) (map[strin
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read releases: %w", err)
+	}
+	then, err := s.affectedAt(ctx, tenant, at)
+	if err != nil {
+		return nil, err
+	}
+	for v, r := range out {
+		if list, ok := then[r.id]; ok {
+			r.affected = list
+			out[v] = r
+		}
+	}
+	return out, nil
+}
+
+// affectedAt reads, from the release.mark_affected audit entries (the only
+// way affected_by changes; the audit log is append-only), each marked
+// release's affected_by list as it was at the time at. Releases never
+// marked are left out: their current list is the one they always had.
+func (s *Store) affectedAt(ctx context.Context, tenant string, at int64) (map[string][]string, error) {
+	rows, err := s.query(ctx, `SELECT object_id, at, details FROM audit_log
+WHERE tenant_id = ? AND action = 'release.mark_affected' AND object_type = 'release' ORDER BY at, seq`, tenant)
+	if err != nil {
+		return nil, fmt.Errorf("read release markings: %w", err)
+	}
+	defer rows.Close()
+	out := map[string][]string{}
+	for rows.Next() {
+		var id, details string
+		var when int64
+		if err := rows.Scan(&id, &when, &details); err != nil {
+			return nil, fmt.Errorf("read release markings: %w", err)
+		}
+		var d struct {
+			AffectedBy []string `json:"affected_by"`
+			Was        []string `json:"was"`
+		}
+		if err := decodeJSON(details, &d); err != nil {
+			return nil, fmt.Errorf("release %s marking: %w", id, err)
+		}
+		switch _, seen := out[id]; {
+		case when <= at:
+			out[id] = d.AffectedBy // the newest marking by then wins
+		case !seen:
+			out[id] = d.Was // the first marking after: what it replaced
+		}
+		if out[id] == nil {
+			out[id] = []string{}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read release markings: %w", err)
 	}
 	return out, nil
 }

@@ -21,11 +21,14 @@ import (
 //	        campaign "spring" for 1.1.0 started by admin
 //	+4h     campaign approved by u-lead
 //	+5h     d2 assigned 1.1.0 by the campaign; succeeded at +6h
+//	+7h     1.1.0 marked affected by CVE-2026-0555
 //	+8h     d5 and d7 report 1.0.5 by themselves (flashed outside Updraft)
 //	+9h     d7 reports 1.0.0 again
-//	+10h    1.2.0 (critical, fixes CVE-2026-2002, gw-200 C only) published
+//	+9h30m  1.1.0's marking cleared
+//	+10h    1.2.0 (critical, fixes CVE-2026-2002, gw-200 C only) published;
+//	        1.0.0 marked affected by CVE-2026-0999
 //
-// 1.0.0 is marked affected by CVE-2026-0999. d4 (rev C) never reports.
+// d4 (rev C) never reports.
 type complianceFleet struct {
 	e                  *releaseEnv
 	d                  map[string]store.Device // d1…d7 by name
@@ -99,6 +102,9 @@ func newComplianceFleet(t *testing.T, h Harness) *complianceFleet {
 		}
 	}
 	e.installed(f.d["d2"].ID, f.r110.ID, f.spring.ID, 2, hour(5), hour(6))
+	if _, err := e.s.MarkAffected(e.ctx, store.DefaultTenant, f.r110.ID, []string{"CVE-2026-0555"}, Admin, hour(7)); err != nil {
+		t.Fatal(err)
+	}
 	for _, r := range []struct {
 		name, version string
 		at            time.Time
@@ -106,6 +112,9 @@ func newComplianceFleet(t *testing.T, h Harness) *complianceFleet {
 		if _, err := e.s.UpdateDeviceReport(e.ctx, store.DefaultTenant, f.d[r.name].ID, store.DeviceReport{Version: r.version, Now: r.at}); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if _, err := e.s.MarkAffected(e.ctx, store.DefaultTenant, f.r110.ID, nil, Admin, hour(9.5)); err != nil {
+		t.Fatal(err)
 	}
 	f.r120 = e.releaseAt("1.2.0", store.SeverityCritical, []string{"CVE-2026-2002"}, hour(10), "gw-200", "C")
 	if _, err := e.s.MarkAffected(e.ctx, store.DefaultTenant, f.r100.ID, []string{"CVE-2026-0999"}, Admin, hour(10)); err != nil {
@@ -260,9 +269,12 @@ func testCompliance(t *testing.T, h Harness) {
 		if got := f.names(rows); got != want {
 			t.Fatalf("versions at +2h45m:\n got %s\nwant %s", got, want)
 		}
-		// 1.1.0 was not yet published: only the affected flag exposes.
-		if got := exposureText(f.row(rows, "d3").Exposures); got != "" {
-			t.Fatalf("d3 exposed before any fix existed: %s", got)
+		// 1.1.0 was not yet published and 1.0.0 not yet marked affected:
+		// nothing exposes.
+		for _, r := range rows {
+			if r.Exposed() {
+				t.Fatalf("exposed before any fix or marking existed: %+v", r)
+			}
 		}
 		if got := f.names(f.all(false, at(0.75), 1000)); got != "d1=/unknown d2=/unknown d3=0.9.0/reported d4=/unknown d5=/unknown d6=/unknown d7=/unknown" {
 			t.Fatalf("versions at +45m: %s", got)
@@ -309,7 +321,13 @@ func testCompliance(t *testing.T, h Harness) {
 			// device runs a known version.
 			{"CriticalOnly", store.ComplianceQuery{At: hour(11), Severities: []store.Severity{store.SeverityCritical}}, "d1=1.0.0/assignment d7=1.0.0/reported"},
 			{"MediumCountsToo", store.ComplianceQuery{At: hour(11), Severities: []store.Severity{store.SeverityMedium}}, "d1=1.0.0/assignment d3=0.9.0/reported d7=1.0.0/reported"},
-			{"BeforeTheFix", at(2.75), "d1=1.0.0/assignment d2=1.0.0/assignment d5=1.0.0/assignment d7=1.0.0/assignment"},
+			// Markings count as they were at the time asked about.
+			{"BeforeTheFixAndTheMarking", at(2.75), ""},
+			{"WhileMarked", at(8), "d1=1.0.0/assignment d2=1.1.0/assignment d3=0.9.0/reported d5=1.0.5/reported d7=1.0.0/assignment"},
+			{"WhileMarkedCVE", store.ComplianceQuery{At: hour(8), CVE: "CVE-2026-0555"}, "d2=1.1.0/assignment"},
+			{"BeforeTheMarkingCVE", store.ComplianceQuery{At: hour(6.5), CVE: "CVE-2026-0555"}, ""},
+			{"AfterTheClearingCVE", store.ComplianceQuery{At: hour(11), CVE: "CVE-2026-0555"}, ""},
+			{"BeforeTheOtherMarkingCVE", store.ComplianceQuery{At: hour(9.75), CVE: "CVE-2026-0999"}, ""},
 		}
 		for _, c := range cases {
 			for _, size := range []int{1, 1000} {
@@ -339,6 +357,9 @@ func testCompliance(t *testing.T, h Harness) {
 		q := store.ComplianceQuery{At: hour(11), CVE: "CVE-2026-1001"}
 		if got := exposureText(f.row(f.all(true, q, 10), "d1").Exposures); got != "missing-fix:1.1.0:high:CVE-2026-1001" {
 			t.Fatalf("d1 exposure to CVE-2026-1001: %s", got)
+		}
+		if got := exposureText(f.row(f.all(true, at(8), 10), "d2").Exposures); got != "affected:1.1.0::CVE-2026-0555" {
+			t.Fatalf("d2 exposure at +8h: %s", got)
 		}
 	})
 
