@@ -100,7 +100,7 @@
           if (fresh) {
             fresh.setAttribute("data-previews", String(mine));
           }
-        });
+        }).catch(function () {}); // a failed or cut-short preview keeps the last one
     }
     function later() {
       clearTimeout(timer);
