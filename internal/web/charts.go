@@ -95,6 +95,10 @@ type LineChart struct {
 	ThresholdLabel string
 }
 
+// labelHeight is the height of a chart's text in SVG units (app.css sets
+// 11 px for svg.chart text).
+const labelHeight = 11
+
 // lineChart draws c with time on the x axis.
 func lineChart(c LineChart) template.HTML {
 	if len(c.Points) == 0 {
@@ -136,8 +140,14 @@ func lineChart(c LineChart) template.HTML {
 	if c.Threshold != nil {
 		y := yOf(*c.Threshold)
 		fmt.Fprintf(&s, `<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" class="threshold"></line>`, padL, y, w-8, y)
+		// The label sits above the line, or below it when the line is at
+		// the top of the plot and the label would be cut off there.
+		ly := y - 4
+		if ly < padT+labelHeight {
+			ly = y + labelHeight + 2
+		}
 		fmt.Fprintf(&s, `<text x="%d" y="%.1f" class="tick threshold-label" text-anchor="end">%s %s</text>`,
-			w-8, y-4, html.EscapeString(c.ThresholdLabel), trimFloat(*c.Threshold))
+			w-8, ly, html.EscapeString(c.ThresholdLabel), trimFloat(*c.Threshold))
 	}
 	pts := make([]string, len(c.Points))
 	for i, p := range c.Points {
