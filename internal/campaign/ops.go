@@ -34,6 +34,12 @@ type Runtime struct {
 	// HaltedMetrics are the metrics whose tests halted strata; the other
 	// strata advance only while their own evidence on them is clean.
 	HaltedMetrics []string `json:"halted_metrics,omitempty"`
+	// HoldSince is when the current step started being held because the
+	// strata still running lean the way that halted others (nil: not
+	// held); EscalatedAt when the engine then asked the operator to decide
+	// (nil: not asked). Both are cleared when the step advances.
+	HoldSince   *time.Time `json:"hold_since,omitempty"`
+	EscalatedAt *time.Time `json:"escalated_at,omitempty"`
 	// Tokens is the rate limiter's bucket at TokensAt.
 	Tokens   float64   `json:"tokens"`
 	TokensAt time.Time `json:"tokens_at"`

@@ -154,6 +154,11 @@ type Health struct {
 	MinSoak       Duration `json:"min_soak,omitempty"`
 	GuardrailK    int      `json:"guardrail_k,omitempty"`
 	EventCap      int      `json:"event_cap,omitempty"`
+	// HoldLimit is how long the engine may hold the next wave because the
+	// strata still running lean the way that halted another before it
+	// asks the operator to decide; zero: twice the minimum soak (see
+	// rollout.HoldLimit).
+	HoldLimit Duration `json:"hold_limit,omitempty"`
 	// BaselineSLO is the acceptable install-failure rate when the
 	// previous release has no outcomes to compare with. Default 2%.
 	BaselineSLO float64 `json:"baseline_slo,omitempty"`
@@ -396,6 +401,9 @@ func (s Spec) Validate() error {
 	}
 	if !(s.Health.BaselineSLO > 0 && s.Health.BaselineSLO < 0.5) {
 		ps.add("health.baseline_slo", "%g is not in (0, 0.5)", s.Health.BaselineSLO)
+	}
+	if s.Health.HoldLimit < 0 {
+		ps.add("health.hold_limit", "%v is negative", s.Health.HoldLimit.D())
 	}
 	names := map[string]bool{}
 	for i, m := range s.Health.RateMetrics {

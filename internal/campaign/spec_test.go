@@ -39,6 +39,8 @@ func TestValidate(t *testing.T) {
 		{"unknown failure action", func(s *Spec) { s.OnFailure.Action = "panic" }, "on_failure.action"},
 		{"rollback_to without rollback", func(s *Spec) { s.OnFailure.RollbackTo = "1.0.0" }, "on_failure.rollback_to"},
 		{"short device timeout", func(s *Spec) { s.DeviceTimeout = Duration(time.Second) }, "device_timeout"},
+		{"negative hold limit", func(s *Spec) { s.Health.HoldLimit = Duration(-time.Hour) }, "health.hold_limit"},
+		{"hold limit", func(s *Spec) { s.Health.HoldLimit = Duration(72 * time.Hour) }, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
