@@ -242,7 +242,8 @@ func (r *run) evaluate(ctx context.Context) error {
 		return err
 	}
 	d := health.Evaluate(r.pol, ev)
-	r.watchSpread(&d)
+	held, overridden := r.watchSpread(&d)
+	r.trackHold(held, overridden)
 	action := ""
 	switch d.Verdict {
 	case health.Halt:
@@ -253,6 +254,10 @@ func (r *run) evaluate(ctx context.Context) error {
 			break
 		}
 		action = r.advance()
+	case health.Hold:
+		if held != nil {
+			action = r.escalate(tallies, held, &d)
+		}
 	}
 	keep := action != "" || string(d.Verdict) != r.rt.LastVerdict || r.now.Sub(r.rt.LastDecisionAt) >= holdEvery
 	if !keep {
@@ -302,6 +307,7 @@ func (r *run) advance() string {
 	}
 	r.step++
 	r.rt.SoakStartedAt, r.rt.StepStartedAt = nil, r.now
+	r.rt.HoldSince, r.rt.EscalatedAt = nil, nil
 	r.state, r.reason = store.CampaignRunning, ""
 	if r.step >= r.plan.ControlPhase() {
 		return "advance: every wave passed; updating the control group"
@@ -511,10 +517,13 @@ func (r *run) spreads(ctx context.Context, bad, metrics map[string]bool) string 
 // watchSpread checks, after strata were halted, whether the others show
 // the regression that halted them: with E ≥ SpreadE on a halting metric the
 // whole campaign halts; with E > 1 (the evidence leans that way) no new
-// wave opens until it resolves.
-func (r *run) watchSpread(d *health.Decision) {
+// wave opens until it resolves or, once the engine asked (see escalate),
+// an operator approves the next wave anyway. It returns the test the hold
+// rests on (nil when there is no hold), and whether an operator's approval
+// overrode it.
+func (r *run) watchSpread(d *health.Decision) (held *health.TestResult, overridden bool) {
 	if len(r.rt.HaltedMetrics) == 0 || d.Verdict == health.Halt {
-		return
+		return nil, false
 	}
 	var worst *health.TestResult
 	for i, t := range d.Tests {
@@ -531,9 +540,16 @@ func (r *run) watchSpread(d *health.Decision) {
 		d.Verdict = health.Halt
 		d.Summary = fmt.Sprintf("Halt: the strata still running show the %s regression that halted the others (%s, E = %.0f ≥ %d). %s",
 			worst.Metric, worst.Label, worst.EValue, SpreadE, worst.Explanation)
+	case d.Verdict == health.Advance && r.holdApproved():
+		d.Summary = fmt.Sprintf("Advance: approved by an operator although the %s evidence of the strata still running leans the way that halted the others (%s, E = %.1f > 1). %s",
+			worst.Metric, worst.Label, worst.EValue, d.Summary)
+		return nil, true
 	case d.Verdict == health.Advance:
 		d.Verdict = health.Hold
 		d.Summary = fmt.Sprintf("Hold: the %s evidence of the strata still running leans the way that halted the others (%s, E = %.1f > 1); no new wave until it resolves. %s",
 			worst.Metric, worst.Label, worst.EValue, d.Summary)
+		held := *worst
+		return &held, false
 	}
+	return nil, false
 }

@@ -42,6 +42,9 @@ type run struct {
 	notifyDevices []string
 	tallies       []store.CampaignTally
 	critical      *bool // the release's severity is critical (read once)
+	// revokeApproval withdraws an approval of the open step given before
+	// the engine asked the operator about a hold (see escalate).
+	revokeApproval bool
 }
 
 // actor is who the engine's changes are audited as.
@@ -117,6 +120,9 @@ func (r *run) save(ctx context.Context) error {
 					c.State, c.StateReason = r.state, r.reason
 				}
 				c.Step = r.step
+				if r.revokeApproval && c.ApprovedStep == r.c.ApprovedStep {
+					c.ApprovedStep = min(c.ApprovedStep, r.step-1)
+				}
 				if r.finished && c.FinishedAt == nil {
 					c.FinishedAt = &r.now
 				}

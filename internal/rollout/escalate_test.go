@@ -1,0 +1,215 @@
+package rollout_test
+
+import (
+	"encoding/json"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/updraft/updraft/internal/campaign"
+	"github.com/updraft/updraft/internal/store"
+)
+
+// leaningHold starts a campaign in which every rev B device fails to
+// install 2.0.0 and exactly one rev C device does: rev B halts on its
+// install test, and rev C's install evidence then leans the same way
+// (E > 1) without reaching SpreadE. Once rev C's first-wave devices have
+// reported, no install outcome can arrive until a new wave opens. With
+// unfinished, the second rev C device to install stays installing (for
+// longer than the test runs), so the evidence could still change and only
+// the hold limit (3 h) ends the wait. It runs until the campaign asks the
+// operator and returns the campaign then.
+func leaningHold(t *testing.T, seed uint64, unfinished bool) (*sim, store.Campaign, store.Webhook) {
+	t.Helper()
+	s := newSim(t, openStore(t), seed)
+	s.NoTelemetry = true
+	fleet(s, 100, 0)
+	s.release("1.0.0", 1, store.SeverityMedium, "gw", "B", "C")
+	s.release("2.0.0", 2, store.SeverityMedium, "gw", "B", "C")
+	cInstalls := 0
+	s.install = func(d store.Device, version string, _ *rand.Rand) store.AssignmentState {
+		switch {
+		case version != "2.0.0":
+			return store.AssignSucceeded
+		case d.HWRev == "B":
+			return store.AssignFailed
+		}
+		cInstalls++
+		switch {
+		case cInstalls == 1:
+			return store.AssignFailed
+		case cInstalls == 2 && unfinished:
+			return store.AssignInstalling
+		}
+		return store.AssignSucceeded
+	}
+	hook, err := s.st.CreateWebhook(s.ctx, store.Webhook{TenantID: store.DefaultTenant, URL: "https://hooks.example.com/u", Secret: "0123456789abcdef",
+		Events: []string{"campaign.approval_needed"}}, admin, s.clock.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := baseSpec("leaning", "2.0.0")
+	spec.Health.MinSoak = campaign.Duration(2 * time.Hour)
+	if unfinished {
+		// A first wave large enough that one device still installing
+		// leaves the soak rule's tenth unfinished.
+		spec.Plan.Waves = []float64{25, 50, 100}
+		spec.DeviceTimeout = campaign.Duration(10 * 24 * time.Hour)
+		spec.Health.HoldLimit = campaign.Duration(3 * time.Hour)
+	}
+	c := s.start(spec)
+	// Without the escalation the campaign holds in running forever; two
+	// days bound the wait (the escalation comes within a day).
+	s.runUntil(2*24*time.Hour, "the operator asked about the hold", func() bool {
+		return s.campaign(c.ID).State == store.CampaignWaitingApproval
+	})
+	return s, s.campaign(c.ID), hook
+}
+
+// lastDecision returns the newest stored decision.
+func lastDecision(s *sim, id string) store.CampaignDecision {
+	s.t.Helper()
+	ds := s.decisions(id)
+	if len(ds) == 0 {
+		s.t.Fatal("no decisions")
+	}
+	latest := ds[0]
+	for _, d := range ds {
+		if d.Seq > latest.Seq {
+			latest = d
+		}
+	}
+	return latest
+}
+
+func TestLeaningHoldAsksTheOperatorAndApprovalResumes(t *testing.T) {
+	t.Parallel()
+	s, c, hook := leaningHold(t, 21, false)
+	if c.Step != 0 {
+		t.Fatalf("asked at step %d, want in the first wave", c.Step)
+	}
+	rt, err := campaign.RuntimeOf(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rt.HaltedStrata) != 1 || rt.HaltedStrata[0] != "hw_rev=B" || rt.EscalatedAt == nil || rt.HoldSince == nil {
+		t.Fatalf("runtime halted %v, hold since %v, asked at %v; want hw_rev=B halted and the hold escalated", rt.HaltedStrata, rt.HoldSince, rt.EscalatedAt)
+	}
+	d := lastDecision(s, c.ID)
+	t.Logf("decision: %s", d.Summary)
+	for _, want := range []string{"Needs a decision", "hw_rev=B halted on install", "hw_rev=C", "cannot resolve by itself", "approve", "abort", "roll back"} {
+		if !strings.Contains(d.Summary, want) || !strings.Contains(c.StateReason, want) {
+			t.Errorf("decision %q / reason %q does not say %q", d.Summary, c.StateReason, want)
+		}
+	}
+	if d.Verdict != "hold" || !strings.HasPrefix(d.Action, "ask the operator") {
+		t.Errorf("decision verdict %q action %q, want a hold asking the operator", d.Verdict, d.Action)
+	}
+	ds, _, err := s.st.ListWebhookDeliveries(s.ctx, store.DefaultTenant, hook.ID, store.Page{Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ds) != 1 || ds[0].Event != "campaign.approval_needed" {
+		t.Fatalf("deliveries %+v, want one campaign.approval_needed", ds)
+	}
+	var payload map[string]any
+	if err := json.Unmarshal(ds[0].Payload, &payload); err != nil {
+		t.Fatal(err)
+	}
+	if payload["needs"] != "hold_decision" || payload["metric"] != "install" || payload["state"] != string(store.CampaignWaitingApproval) {
+		t.Errorf("payload %v, want a hold decision on install while waiting for approval", payload)
+	}
+
+	// Waiting does not ask again, nor dispatch.
+	before := s.counts(c.ID, "")
+	for range 12 {
+		s.step()
+	}
+	if got := s.campaign(c.ID); got.State != store.CampaignWaitingApproval || got.Step != 0 {
+		t.Fatalf("after 2 h of waiting: %s at step %d, want still waiting at step 0", got.State, got.Step)
+	}
+	if after := s.counts(c.ID, ""); after[store.CDAssigned]+after[store.CDSucceeded]+after[store.CDFailed] != before[store.CDAssigned]+before[store.CDSucceeded]+before[store.CDFailed] {
+		t.Fatalf("devices dispatched while waiting: %v, before %v", after, before)
+	}
+	if ds, _, _ := s.st.ListWebhookDeliveries(s.ctx, store.DefaultTenant, hook.ID, store.Page{Limit: 100}); len(ds) != 1 {
+		t.Fatalf("%d deliveries after waiting, want the one", len(ds))
+	}
+
+	if _, err := campaign.Approve(s.ctx, s.st, store.DefaultTenant, c.ID, admin, s.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	s.runUntil(time.Hour, "the next wave after approval", func() bool { return s.campaign(c.ID).Step == 1 })
+	if got := s.campaign(c.ID); got.State != store.CampaignRunning {
+		t.Fatalf("after approval: %s (%s), want running", got.State, got.StateReason)
+	}
+	if d := lastDecision(s, c.ID); d.Verdict != "advance" || !strings.Contains(d.Summary, "approved by an operator") {
+		t.Fatalf("decision after approval %q: %q, want an advance saying an operator approved it", d.Verdict, d.Summary)
+	}
+	// Rev C's later waves install cleanly; the campaign completes (asking
+	// again whenever a wave ends leaning the same way).
+	s.runUntil(10*24*time.Hour, "completion", func() bool {
+		cur := s.campaign(c.ID)
+		if cur.State == store.CampaignWaitingApproval {
+			if _, err := campaign.Approve(s.ctx, s.st, store.DefaultTenant, c.ID, admin, s.clock.Now()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return cur.State == store.CampaignCompleted
+	})
+	// The one rev C device that failed stays on 1.0.0.
+	if v := s.versions("C"); v["2.0.0"] != 49 {
+		t.Fatalf("rev C versions %v, want 49 of 50 on 2.0.0", v)
+	}
+}
+
+func TestLeaningHoldAbort(t *testing.T) {
+	t.Parallel()
+	s, c, _ := leaningHold(t, 22, false)
+	if _, err := campaign.Abort(s.ctx, s.st, store.DefaultTenant, c.ID, "", admin, s.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	s.runUntil(time.Hour, "abort finished", func() bool { return s.campaign(c.ID).FinishedAt != nil })
+	if got := s.campaign(c.ID); got.State != store.CampaignAborted || got.Step != 0 {
+		t.Fatalf("after abort: %s at step %d", got.State, got.Step)
+	}
+	if got := s.counts(c.ID, ""); got[store.CDAssigned] != 0 {
+		t.Fatalf("assignments still open after abort: %v", got)
+	}
+}
+
+func TestLeaningHoldRollback(t *testing.T) {
+	t.Parallel()
+	s, c, _ := leaningHold(t, 23, false)
+	if _, err := campaign.Rollback(s.ctx, s.st, store.DefaultTenant, c.ID, "", admin, s.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	s.runUntil(24*time.Hour, "rev C back on 1.0.0", func() bool { return s.versions("C")["2.0.0"] == 0 })
+	if got := s.campaign(c.ID); got.State != store.CampaignHalted {
+		t.Fatalf("after rollback: %s", got.State)
+	}
+}
+
+func TestLeaningHoldThatCouldResolveAsksAfterTheHoldLimit(t *testing.T) {
+	t.Parallel()
+	s, c, _ := leaningHold(t, 24, true)
+	if got := s.counts(c.ID, "hw_rev=C"); got[store.CDAssigned] != 1 {
+		t.Fatalf("rev C devices %v, want one still installing", got)
+	}
+	rt, err := campaign.RuntimeOf(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rt.HoldSince == nil || rt.EscalatedAt == nil {
+		t.Fatalf("hold since %v, asked at %v", rt.HoldSince, rt.EscalatedAt)
+	}
+	// health.hold_limit is 3 h (one tick of slack).
+	if held := rt.EscalatedAt.Sub(*rt.HoldSince); held < 3*time.Hour || held > 3*time.Hour+10*time.Minute {
+		t.Fatalf("asked after a hold of %v, want 3 h", held)
+	}
+	d := lastDecision(s, c.ID)
+	t.Logf("decision: %s", d.Summary)
+	if !strings.Contains(d.Summary, "The hold has lasted 3 h") || strings.Contains(d.Summary, "cannot resolve") {
+		t.Fatalf("decision %q does not give the hold limit as the reason", d.Summary)
+	}
+}
