@@ -51,8 +51,9 @@ func BenchmarkPreflight(b *testing.B) {
 				b.Logf("%s: %d devices", w.Step, w.Devices)
 			}
 			for _, r := range rep.Scenarios {
-				b.Logf("%-18s halted %5.1f%% whole %5.1f%% to halt %v h exposed %v completed %d in %v h (%d unfinished)",
-					r.Scenario.Name, 100*r.HaltProbability, 100*r.CampaignHaltProbability, r.HaltHours, r.ExposedAtHalt, r.Completed, r.DurationHours, r.Unfinished)
+				b.Logf("%-18s halted %5.1f%% whole %5.1f%% to halt %v h exposed %v completed %d in %v h (%d waiting for the operator, asked at %v h after a hold of %v h; %d unfinished)",
+					r.Scenario.Name, 100*r.HaltProbability, 100*r.CampaignHaltProbability, r.HaltHours, r.ExposedAtHalt, r.Completed, r.DurationHours,
+					r.WaitingOperator, r.AskedHours, r.HeldHours, r.Unfinished)
 			}
 			b.ReportMetric(float64(per.Milliseconds()), "ms/preflight")
 			b.ReportMetric(float64(per)/float64(base), "evaluate-calls/preflight")

@@ -35,6 +35,7 @@ type model struct {
 	in       Input
 	pol      health.Policy
 	strata   []Stratum
+	index    map[string]int // stratum key -> index in strata
 	cells    []cell
 	zones    []string
 	open     [][]bool // [zone][tick] inside a maintenance window
@@ -50,6 +51,9 @@ type model struct {
 	ramp     int // ticks per ramp step (0: none)
 	deadline int // tick after which a critical release ignores windows (-1: none)
 	endTick  int // tick when dispatching stops (-1: never)
+	// holdLimit is how long the engine holds a wave on leaning evidence
+	// before it asks the operator (rollout.HoldLimit).
+	holdLimit time.Duration
 }
 
 func newModel(in Input) (*model, error) {
@@ -60,6 +64,11 @@ func newModel(in Input) (*model, error) {
 	}
 	fleet := in.Fleet.sorted()
 	m.strata = fleet.Strata
+	m.index = map[string]int{}
+	for i, st := range m.strata {
+		m.index[st.Key] = i
+	}
+	m.holdLimit = rollout.HoldLimit(in.Spec, m.pol)
 	m.steps = len(in.Plan.Steps)
 	m.staging = in.Plan.Staging
 	m.horizon = int(in.MaxDuration / Tick)

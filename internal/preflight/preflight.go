@@ -169,6 +169,15 @@ type ScenarioResult struct {
 	Completed       int       `json:"completed_runs"`
 	DurationHours   Quantiles `json:"duration_hours"`
 	ScheduleEnded   int       `json:"schedule_ended_runs"`
+	// WaitingOperator counts runs still waiting at the end for the
+	// operator's decision about a hold the engine asked about (the strata
+	// still running lean the way that halted another, and the evidence
+	// cannot change or the hold reached rollout.HoldLimit); AskedHours is
+	// when it asked, from the start, and HeldHours how long the next wave
+	// had been held by then.
+	WaitingOperator int       `json:"waiting_operator_runs"`
+	AskedHours      Quantiles `json:"waiting_operator_hours"`
+	HeldHours       Quantiles `json:"held_before_asking_hours"`
 	Unfinished      int       `json:"unfinished_runs"`
 }
 
@@ -304,7 +313,7 @@ feed:
 
 func summarise(sc Scenario, rs []runResult) ScenarioResult {
 	out := ScenarioResult{Scenario: sc}
-	var haltH, exposed, affected, all, dur []float64
+	var haltH, exposed, affected, all, dur, asked, held []float64
 	for _, r := range rs {
 		all = append(all, float64(r.exposedAll))
 		if r.halted {
@@ -321,6 +330,10 @@ func summarise(sc Scenario, rs []runResult) ScenarioResult {
 			dur = append(dur, r.hours)
 		case endSchedule:
 			out.ScheduleEnded++
+		case endWaiting:
+			out.WaitingOperator++
+			asked = append(asked, r.askedHours)
+			held = append(held, r.heldHours)
 		case endUnfinished:
 			out.Unfinished++
 		}
@@ -333,6 +346,8 @@ func summarise(sc Scenario, rs []runResult) ScenarioResult {
 	out.AffectedAtHalt = spread(affected)
 	out.ExposedByTheEnd = spread(all)
 	out.DurationHours = quantiles(dur)
+	out.AskedHours = quantiles(asked)
+	out.HeldHours = quantiles(held)
 	return out
 }
 
@@ -371,6 +386,7 @@ func modelNotes(m *model) []string {
 		"Decisions are health.Evaluate under the campaign's policy with the engine's soak rule and stratum confinement; waves are split over strata by the engine's stratified allocation.",
 		fmt.Sprintf("Time advances in %v steps; the policy is judged every %v while evidence changes (the engine: every tick), so halts and exposure err late and high by up to that much.", short(Tick), short(evalEvery*Tick)),
 		"Approvals (staging waves, approve_waves) are assumed to be given as soon as a step passes.",
+		fmt.Sprintf("When the strata still running lean the way that halted another, the engine holds the next wave and asks the operator: at once when the hold rests on install outcomes that cannot change, else after the hold limit (%s). The run goes on judging the evidence as the engine does while it waits; what the operator decides is not simulated, so a run still waiting at the end counts as waiting for the operator.", short(m.holdLimit)),
 		"Rates are constant over the day; crash-looping devices and the per-device-day event cap are not modelled.",
 		"A device that times out reports after the device timeout whether or not it is inside a window.",
 	}

@@ -16,8 +16,9 @@ const screenMargin = 0.05
 // Evaluate uses (health.MixtureSPRT for install outcomes, health.RateLogE
 // for rates) and reports whether Evaluate could halt — the guardrail
 // count or some test's statistic reaches its bound, or, once strata have
-// halted on the metrics in watch, the spread bound rollout.SpreadE — and
-// the largest e-value among the tests of the watched metrics.
+// halted on the metrics in watch, the spread bound rollout.SpreadE — the
+// largest e-value among the tests of the watched metrics, and the largest
+// among the install tests when install is watched (1 otherwise).
 //
 // Most of Evaluate's cost is the explanatory "smallest detectable
 // regression" of every test. The simulator skips the calls whose verdict
@@ -25,10 +26,10 @@ const screenMargin = 0.05
 // from Evaluate. It assumes, as the simulator's evidence has, one
 // baseline for every stratum. TestScreen checks that a skipped call would
 // have held.
-func screen(p health.Policy, e health.Evidence, watch []string) (mayHalt bool, worst float64) {
+func screen(p health.Policy, e health.Evidence, watch []string) (mayHalt bool, worst, worstInstall float64) {
 	bound := -math.Log(p.TestAlpha(len(e.Strata))) - screenMargin
 	spread := math.Min(bound, math.Log(rollout.SpreadE)-screenMargin)
-	worst = 0
+	worst, worstInstall = 0, 1
 	look := func(metric string, stat float64) {
 		watched := slices.Contains(watch, metric)
 		if stat >= bound || watched && stat >= spread {
@@ -36,6 +37,9 @@ func screen(p health.Policy, e health.Evidence, watch []string) (mayHalt bool, w
 		}
 		if watched {
 			worst = math.Max(worst, math.Exp(stat))
+			if metric == "install" {
+				worstInstall = math.Max(worstInstall, math.Exp(stat))
+			}
 		}
 	}
 	guard, n, f := 0, 0, 0
@@ -67,5 +71,5 @@ func screen(p health.Policy, e health.Evidence, watch []string) (mayHalt bool, w
 			}
 		}
 	}
-	return mayHalt, worst
+	return mayHalt, worst, worstInstall
 }

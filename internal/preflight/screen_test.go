@@ -43,16 +43,22 @@ func TestScreen(t *testing.T) {
 			e.Strata = append(e.Strata, st)
 		}
 		watch := [][]string{nil, {"install"}, {"crash"}}[rng.IntN(3)]
-		mayHalt, worst := screen(p, e, watch)
+		mayHalt, worst, worstInstall := screen(p, e, watch)
 		d := health.Evaluate(p, e)
 		if d.Verdict == health.Halt {
 			halts++
 		}
-		want := 0.0
+		want, wantInstall := 0.0, 1.0
 		for _, r := range d.Tests {
 			if slices.Contains(watch, r.Metric) {
 				want = math.Max(want, r.EValue)
+				if r.Metric == "install" {
+					wantInstall = math.Max(wantInstall, r.EValue)
+				}
 			}
+		}
+		if math.Abs(worstInstall-wantInstall) > 1e-6*math.Max(1, wantInstall) {
+			t.Errorf("case %d: screen's worst watched install e-value %g, Evaluate's %g", i, worstInstall, wantInstall)
 		}
 		if len(watch) > 0 && math.Abs(worst-want) > 1e-6*math.Max(1, want) {
 			t.Errorf("case %d: screen's worst watched e-value %g, Evaluate's %g", i, worst, want)

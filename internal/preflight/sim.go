@@ -34,6 +34,10 @@ type runResult struct {
 	exposed    int     // devices handed the release by the first halt
 	affected   int     // of them, in the regressed strata
 	exposedAll int     // devices handed the release by the end
+	// askedHours is when the engine asked the operator about a hold it
+	// could not resolve, heldHours how long the next wave had been held
+	// by then (the latest question, in a run that ended waiting).
+	askedHours, heldHours float64
 }
 
 // Run ends.
@@ -42,6 +46,10 @@ const (
 	endHalted     = "halted"
 	endSchedule   = "schedule_ended"
 	endUnfinished = "unfinished"
+	// endWaiting: still going at the horizon, waiting for the operator's
+	// decision about a hold the engine escalated (rollout.HoldLimit, or
+	// install evidence that cannot change); the twin does not decide.
+	endWaiting = "waiting_operator"
 )
 
 // sim is one campaign's state.
@@ -64,7 +72,9 @@ type sim struct {
 	affected                               []bool // per stratum: the release regresses here
 
 	step      int
-	soakStart int // tick, -1 when not started
+	soakStart int  // tick, -1 when not started
+	holdSince int  // tick the spread hold began, -1 when not held
+	asked     bool // the engine asked the operator about the hold
 	halted    []bool
 	metrics   []string // metrics that halted strata
 	tokens    float64
@@ -80,7 +90,7 @@ type pendingPeriod struct {
 }
 
 func newSim(m *model, sc Scenario, seed [2]uint64) *sim {
-	s := &sim{m: m, sc: sc, rng: rand.New(rand.NewPCG(seed[0], seed[1])), soakStart: -1}
+	s := &sim{m: m, sc: sc, rng: rand.New(rand.NewPCG(seed[0], seed[1])), soakStart: -1, holdSince: -1}
 	ns := len(m.strata)
 	s.queued = make([][]int, len(m.queued))
 	s.qTotal = make([]int, len(m.queued))
@@ -129,8 +139,8 @@ func (s *sim) run() runResult {
 		}
 		s.settle(t)
 		s.dispatch(t)
-		if s.evaluate(t) {
-			s.res.end, s.res.hours = endHalted, s.hours(t)
+		if end := s.evaluate(t); end != "" {
+			s.res.end, s.res.hours = end, s.hours(t)
 			s.res.exposedAll = s.exposedTotal()
 			return s.res
 		}
@@ -141,6 +151,9 @@ func (s *sim) run() runResult {
 		}
 	}
 	s.res.end, s.res.hours = endUnfinished, s.hours(m.horizon)
+	if s.asked {
+		s.res.end = endWaiting
+	}
 	s.res.exposedAll = s.exposedTotal()
 	return s.res
 }
@@ -400,39 +413,98 @@ func (s *sim) evidence(t int, skip []bool) health.Evidence {
 }
 
 // evaluate judges the evidence like the engine and acts on the verdict.
-// It reports whether the whole campaign halted.
-func (s *sim) evaluate(t int) bool {
+// It reports endHalted when the whole campaign halted, else "".
+func (s *sim) evaluate(t int) string {
 	m := s.m
 	if s.step >= m.steps {
-		return false
+		return ""
 	}
 	if s.soakStart < 0 && s.soakReady() {
 		s.soakStart = t
 	}
 	soaked := s.soakStart >= 0 && time.Duration(t-s.soakStart)*Tick >= m.pol.MinSoak
 	if t%evalEvery != 0 || !s.changed && !soaked {
-		return false
+		return ""
 	}
 	s.changed = false
 	ev := s.evidence(t, nil)
-	if mayHalt, worst := screen(m.pol, ev, s.metrics); !mayHalt && (!soaked || worst > 1) {
-		return false // Evaluate would hold
+	mayHalt, worst, worstInstall := screen(m.pol, ev, s.metrics)
+	if !mayHalt && !soaked {
+		s.unhold()
+		return "" // Evaluate would hold: the wave soaks
+	}
+	if !mayHalt && worst > 1 {
+		// Evaluate would advance and the strata still running lean the
+		// way that halted others: the engine's hold.
+		s.hold(t, worstInstall > 1)
+		return ""
 	}
 	d := health.Evaluate(m.pol, ev)
-	s.watchSpread(&d)
+	if s.watchSpread(&d) {
+		installLeans := false
+		for _, r := range d.Tests {
+			if r.Metric == RegressInstall && slices.Contains(s.metrics, RegressInstall) && r.EValue > 1 && (r.Stratum == "" || !s.halted[s.m.index[r.Stratum]]) {
+				installLeans = true
+			}
+		}
+		s.hold(t, installLeans)
+		return ""
+	}
+	s.unhold()
 	switch d.Verdict {
 	case health.Halt:
-		return s.halt(t, d)
+		if s.halt(t, d) {
+			return endHalted
+		}
 	case health.Advance:
 		if s.soakStart < 0 {
-			return false
+			return ""
 		}
 		// Approvals (staging waves, approve_waves) are assumed to come at once.
 		s.step++
 		s.soakStart = -1
 		s.changed = true
 	}
-	return false
+	return ""
+}
+
+// hold applies the engine's escalation to a spread hold: once the install
+// evidence it rests on cannot change (installLeans, and no device of the
+// strata still running in the open steps is queued or unreported) or the
+// hold has lasted rollout.HoldLimit, the engine asks the operator. The
+// run goes on as the engine does while it waits: judging the evidence,
+// which may still halt the campaign or resolve the hold; a run still
+// waiting at the horizon ends endWaiting.
+func (s *sim) hold(t int, installLeans bool) {
+	if s.holdSince < 0 {
+		s.holdSince = t
+	}
+	if !s.asked && (installLeans && s.installFinal() || time.Duration(t-s.holdSince)*Tick >= s.m.holdLimit) {
+		s.asked = true
+		s.res.askedHours, s.res.heldHours = s.hours(t), s.hours(t-s.holdSince)
+	}
+}
+
+// unhold ends a hold; the engine takes back its question to the operator.
+func (s *sim) unhold() { s.holdSince, s.asked = -1, false }
+
+// installFinal is the engine's rule for install evidence that cannot
+// change: no device of the strata still running in the open step or an
+// earlier one is queued or has yet to report.
+func (s *sim) installFinal() bool {
+	for step := 0; step <= s.step; step++ {
+		for ci, n := range s.queued[step] {
+			if n > 0 && !s.halted[s.m.cells[ci].stratum] {
+				return false
+			}
+		}
+		for si, n := range s.open[step] {
+			if n > 0 && !s.halted[si] {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // halt confines a halt to the strata whose tests rejected, or halts the
@@ -522,10 +594,10 @@ func (s *sim) spreads(t int, bad []bool, metrics map[string]bool) bool {
 
 // watchSpread: after strata halted, the others' evidence on the halting
 // metric widens the halt (E ≥ rollout.SpreadE) or holds the next wave
-// (E > 1), as the engine does.
-func (s *sim) watchSpread(d *health.Decision) {
+// (E > 1), as the engine does. It reports a hold.
+func (s *sim) watchSpread(d *health.Decision) bool {
 	if len(s.metrics) == 0 || d.Verdict == health.Halt {
-		return
+		return false
 	}
 	index := map[string]int{}
 	for i, st := range s.m.strata {
@@ -544,7 +616,9 @@ func (s *sim) watchSpread(d *health.Decision) {
 		d.Tests = nil // no test rejected: the halt is the whole campaign's
 	case worst > 1 && d.Verdict == health.Advance:
 		d.Verdict = health.Hold
+		return true
 	}
+	return false
 }
 
 // complete reports how the campaign ended at tick t, or "".
