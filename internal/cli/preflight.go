@@ -150,6 +150,9 @@ func printPreflight(e *Env, spec campaign.Spec, a preflightAnswer) {
 			dur = fmt.Sprintf("%.1f / %.1f h", r.DurationHours.P50, r.DurationHours.P90)
 		}
 		done := fmt.Sprintf("%d/%d", r.Completed, a.Runs)
+		if r.WaitingOperator > 0 {
+			done += fmt.Sprintf(" (%d asked the operator, at %.0f / %.0f h)", r.WaitingOperator, r.AskedHours.P50, r.AskedHours.P90)
+		}
 		if r.Unfinished > 0 {
 			done += fmt.Sprintf(" (%d unfinished)", r.Unfinished)
 		}
@@ -167,13 +170,16 @@ func printPreflight(e *Env, spec campaign.Spec, a preflightAnswer) {
 		}
 		fmt.Fprintln(w, ".")
 	}
-	if unfinished := a.Scenarios; len(unfinished) > 0 {
-		for _, r := range unfinished {
-			if r.Unfinished > 0 {
-				fmt.Fprintf(w, "  Unfinished runs were still going after %.0f h: typically held because the strata still running lean the way that halted another.\n", a.MaxDurationHours)
-				break
-			}
-		}
+	var asked, unfinished bool
+	for _, r := range a.Scenarios {
+		asked = asked || r.WaitingOperator > 0
+		unfinished = unfinished || r.Unfinished > 0
+	}
+	if asked {
+		fmt.Fprintln(w, "  Runs that asked the operator held the next wave because the strata still running lean the way that halted another, and the hold could not resolve by itself or reached the hold limit; the campaign waits for approve, abort or rollback (hours from the start, p50 / p90).")
+	}
+	if unfinished {
+		fmt.Fprintf(w, "  Unfinished runs were still going after %.0f h.\n", a.MaxDurationHours)
 	}
 	fmt.Fprintf(w, "  HALTED is the detection probability of a regression (any stratum or the campaign); a regression multiplies %s.\n", regressed(a))
 	fmt.Fprintln(w, "\nModel:")

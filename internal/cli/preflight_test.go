@@ -2,9 +2,13 @@ package cli
 
 import (
 	"fmt"
+	"io"
+	"strings"
 	"testing"
 
+	"github.com/updraft/updraft/internal/campaign"
 	"github.com/updraft/updraft/internal/client/clienttest"
+	"github.com/updraft/updraft/internal/preflight"
 )
 
 // TestCampaignPreflight runs a pre-flight end to end: the same flags as
@@ -53,5 +57,29 @@ func TestCampaignPreflight(t *testing.T) {
 	}
 	if fmt.Sprint(a) != fmt.Sprint(b) {
 		t.Errorf("seed 4 gave two answers:\n%+v\n%+v", a, b)
+	}
+}
+
+// TestPreflightTableNamesRunsThatAskedTheOperator prints an answer in which
+// some runs ended waiting for the operator's decision on a hold: the table
+// counts them with when they asked, and a note says what that means.
+func TestPreflightTableNamesRunsThatAskedTheOperator(t *testing.T) {
+	var out strings.Builder
+	e := &Env{Stdout: &out, Stderr: io.Discard}
+	var a preflightAnswer
+	a.Runs, a.MaxDurationHours = 200, 1440
+	a.Scenarios = []preflight.ScenarioResult{
+		{Scenario: preflight.Scenario{Name: "good", Factor: 1}, Completed: 200},
+		{Scenario: preflight.Scenario{Name: "3× on hw_rev=C", Factor: 3, Stratum: "hw_rev=C"}, Halted: 200, HaltProbability: 1,
+			Completed: 187, WaitingOperator: 13, AskedHours: preflight.Quantiles{P50: 26, P90: 52}},
+	}
+	printPreflight(e, campaign.Spec{Name: "pf"}, a)
+	for _, want := range []string{"187/200 (13 asked the operator, at 26 / 52 h)", "Runs that asked the operator held the next wave"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("the table lacks %q:\n%s", want, out.String())
+		}
+	}
+	if strings.Contains(out.String(), "Unfinished") {
+		t.Errorf("no run is unfinished, yet:\n%s", out.String())
 	}
 }
