@@ -603,6 +603,9 @@ func problemsOf(ae *APIError) campaign.Problems {
 type preflightView struct {
 	preflight.Report
 	Rows []preflightRow
+	// Asked is set when some runs ended waiting for the operator's
+	// decision on a hold the engine could not resolve.
+	Asked bool
 }
 
 // preflightRow is one scenario's figures, formatted.
@@ -638,6 +641,13 @@ func newPreflightView(rep preflight.Report) *preflightView {
 			Affected:  spreadOf(sc.AffectedAtHalt, sc.Halted),
 			Completed: fmt.Sprintf("%d of %d", sc.Completed, rep.Runs), Duration: hoursOf(sc.DurationHours, sc.Completed),
 			Unhalted: spreadOf(sc.ExposedByTheEnd, rep.Runs)}
+		if sc.WaitingOperator > 0 {
+			row.Completed += fmt.Sprintf("; %d asked the operator (at %.0f h / %.0f h)", sc.WaitingOperator, sc.AskedHours.P50, sc.AskedHours.P90)
+			v.Asked = true
+		}
+		if sc.Unfinished > 0 {
+			row.Completed += fmt.Sprintf("; %d unfinished", sc.Unfinished)
+		}
 		if sc.Scenario.Good() {
 			row.Kind = "good"
 		}
