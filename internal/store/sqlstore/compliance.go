@@ -381,14 +381,25 @@ func (s *Store) releasesByVersion(ctx context.Context, tenant string, at int64) 
 // way affected_by changes; the audit log is append-only), each marked
 // release's affected_by list as it was at the time at. Releases never
 // marked are left out: their current list is the one they always had.
+//
+// Entries are taken in commit order (seq), not by their time: a marking's
+// time is its request's, read before the release is locked, so two
+// markings of one release can commit in the other order than their times
+// say. The list at the time at is that of the last committed entry stamped
+// at or before it; with none, the list the first entry replaced.
 func (s *Store) affectedAt(ctx context.Context, tenant string, at int64) (map[string][]string, error) {
 	rows, err := s.query(ctx, `SELECT object_id, at, details FROM audit_log
-WHERE tenant_id = ? AND action = 'release.mark_affected' AND object_type = 'release' ORDER BY at, seq`, tenant)
+WHERE tenant_id = ? AND action = 'release.mark_affected' AND object_type = 'release' ORDER BY seq`, tenant)
 	if err != nil {
 		return nil, fmt.Errorf("read release markings: %w", err)
 	}
 	defer rows.Close()
-	out := map[string][]string{}
+	type marks struct {
+		first []string // what the first entry replaced
+		then  []string // the last entry stamped by then
+		found bool     // then is set
+	}
+	byID := map[string]*marks{}
 	for rows.Next() {
 		var id, details string
 		var when int64
@@ -402,18 +413,28 @@ WHERE tenant_id = ? AND action = 'release.mark_affected' AND object_type = 'rele
 		if err := decodeJSON(details, &d); err != nil {
 			return nil, fmt.Errorf("release %s marking: %w", id, err)
 		}
-		switch _, seen := out[id]; {
-		case when <= at:
-			out[id] = d.AffectedBy // the newest marking by then wins
-		case !seen:
-			out[id] = d.Was // the first marking after: what it replaced
+		m := byID[id]
+		if m == nil {
+			m = &marks{first: d.Was}
+			byID[id] = m
 		}
-		if out[id] == nil {
-			out[id] = []string{}
+		if when <= at {
+			m.then, m.found = d.AffectedBy, true
 		}
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read release markings: %w", err)
+	}
+	out := make(map[string][]string, len(byID))
+	for id, m := range byID {
+		list := m.first
+		if m.found {
+			list = m.then
+		}
+		if list == nil {
+			list = []string{}
+		}
+		out[id] = list
 	}
 	return out, nil
 }

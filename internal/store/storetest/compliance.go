@@ -363,6 +363,37 @@ func testCompliance(t *testing.T, h Harness) {
 		}
 	})
 
+	// Last, as it changes the fleet: two markings of one release that
+	// commit in the other order than their request times (the time is read
+	// before the release is locked). The report follows commit order, so
+	// it agrees with the release's list as stored.
+	t.Run("MarkingsCommittedOutOfTimeOrder", func(t *testing.T) {
+		f.e.t = t
+		if _, err := f.e.s.MarkAffected(f.e.ctx, store.DefaultTenant, f.r100.ID, []string{"CVE-2026-7777"}, Admin, hour(12)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.e.s.MarkAffected(f.e.ctx, store.DefaultTenant, f.r100.ID, nil, Admin, hour(11.999)); err != nil {
+			t.Fatal(err)
+		}
+		r, err := f.e.s.Release(f.e.ctx, store.DefaultTenant, f.r100.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(r.AffectedBy) != 0 {
+			t.Fatalf("1.0.0 is stored as affected by %v after the last marking cleared it", r.AffectedBy)
+		}
+		for _, cve := range []string{"CVE-2026-7777", "CVE-2026-0999"} {
+			if got := f.names(f.all(true, store.ComplianceQuery{At: hour(13), CVE: cve}, 1000)); got != "" {
+				t.Errorf("exposed to %s at +13h, after the marking that cleared 1.0.0 committed: %s", cve, got)
+			}
+		}
+		// Between the two requests' times only the later-committed one is
+		// stamped, so it is the list at that time.
+		if got := f.names(f.all(true, store.ComplianceQuery{At: hour(11.9995), CVE: "CVE-2026-7777"}, 1000)); got != "" {
+			t.Errorf("exposed to CVE-2026-7777 at +11h59m58s: %s", got)
+		}
+	})
+
 	t.Run("BadQueries", func(t *testing.T) {
 		f.e.t = t
 		cases := []struct {
