@@ -69,11 +69,13 @@ func (a metricsAccess) tokenOK(r *http.Request) bool {
 }
 
 // isLoopback reports whether r comes straight from this machine. A request
-// carrying forwarding headers came through a proxy, which may well sit on
-// this machine, so it does not count.
+// carrying a header that proxies add came through a proxy, which may well
+// sit on this machine, so it does not count. (A proxy that adds none of
+// them cannot be told apart: deployments behind one set a metrics token or
+// listener, and the server warns at start when neither is set.)
 func isLoopback(r *http.Request) bool {
-	for _, h := range []string{"Forwarded", "X-Forwarded-For", "X-Real-Ip"} {
-		if r.Header.Get(h) != "" {
+	for name := range r.Header {
+		if proxyHeader(name) {
 			return false
 		}
 	}
@@ -83,6 +85,22 @@ func isLoopback(r *http.Request) bool {
 	}
 	ip, err := netip.ParseAddr(host)
 	return err == nil && ip.Unmap().IsLoopback()
+}
+
+// proxyHeader reports whether a (canonical) header name is one that
+// reverse proxies, load balancers or service meshes add: Forwarded, Via,
+// X-Real-Ip, X-Forwarded-*, and Envoy's and Linkerd's own.
+func proxyHeader(name string) bool {
+	switch name {
+	case "Forwarded", "Via", "X-Real-Ip", "True-Client-Ip", "X-Client-Ip":
+		return true
+	}
+	for _, prefix := range []string{"X-Forwarded-", "X-Envoy-", "L5d-"} {
+		if strings.HasPrefix(name, prefix) {
+			return true
+		}
+	}
+	return false
 }
 
 // description says who may read /metrics on a listener, for the logs.
@@ -132,10 +150,18 @@ func (s *Server) guardMetrics(allow func(*http.Request) *apierror.Error) http.Ha
 }
 
 // readyDetails reports whether a /readyz request on the main listener may
-// see the checks and warnings, not just ready or not: loopback clients
-// and holders of the metrics token may.
+// see the checks and warnings, not just ready or not. They go where the
+// metrics do: with a metrics token, to its holders only (loopback clients
+// too must show it); with a separate metrics listener and no token, to
+// that listener only; otherwise to loopback clients.
 func (s *Server) readyDetails(r *http.Request) bool {
-	return isLoopback(r) || s.metrics.tokenOK(r)
+	switch {
+	case s.metrics.hasToken:
+		return s.metrics.tokenOK(r)
+	case s.cfg.MetricsAddr != "":
+		return false
+	}
+	return isLoopback(r)
 }
 
 // metricsRoutes is the handler of the separate metrics listener: /metrics

@@ -113,6 +113,10 @@ func TestMetricsOnASeparateListener(t *testing.T) {
 	if resp, _ := getFrom(t, b.client, murl+"/api/v1/devices", nil); resp.StatusCode != http.StatusNotFound {
 		t.Errorf("the management API on the metrics listener = %d, want 404", resp.StatusCode)
 	}
+	// The main listener keeps /readyz for load balancers, without details.
+	if code, body := get(t, b, "/readyz", ""); code != 200 || strings.Contains(body, `"checks"`) {
+		t.Errorf("/readyz on the main listener = %d %s, want only ready", code, body)
+	}
 }
 
 func TestMetricsOnASeparateListenerWithToken(t *testing.T) {
@@ -173,9 +177,26 @@ func TestReadinessDetailsOnlyForOperators(t *testing.T) {
 	if m := fields("remote with token", rec.Code, rec.Body.String()); m["checks"] == nil {
 		t.Errorf("/readyz with the metrics token = %s, want details", rec.Body.String())
 	}
+	// With a token configured, loopback clients too must show it: a proxy
+	// on this machine that adds no forwarding header looks like one.
 	code, body := get(t, b, "/readyz", "")
-	if m := fields("loopback", code, body); m["checks"] == nil || m["degraded"] == nil {
-		t.Errorf("/readyz from loopback = %s, want details", body)
+	if m := fields("loopback", code, body); len(m) != 1 {
+		t.Errorf("/readyz from loopback without the token = %s, want only ready", body)
+	}
+	code, body = get(t, b, "/readyz", metricsToken)
+	if m := fields("loopback with token", code, body); m["checks"] == nil || m["degraded"] == nil {
+		t.Errorf("/readyz from loopback with the token = %s, want details", body)
+	}
+	// Any header a proxy adds makes a loopback request remote.
+	for _, h := range []string{"Via", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Envoy-External-Address", "L5d-Dst-Canonical"} {
+		rec := httptest.NewRequest("GET", "/metrics", nil)
+		rec.RemoteAddr = "127.0.0.1:40000"
+		rec.Header.Set(h, "x")
+		w := httptest.NewRecorder()
+		b.srv.Handler().ServeHTTP(w, rec)
+		if w.Code != http.StatusUnauthorized {
+			t.Errorf("/metrics from loopback with %s and no token = %d, want 401", h, w.Code)
+		}
 	}
 	if rec := remote(b, "/healthz", nil); rec.Code != 200 || strings.TrimSpace(rec.Body.String()) != `{"status":"ok"}` {
 		t.Errorf("/healthz from a remote address = %d %s", rec.Code, rec.Body.String())

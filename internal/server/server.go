@@ -427,6 +427,9 @@ func (s *Server) Serve(ctx context.Context) error {
 		s.log.Info("serving metrics on a separate listener", "metrics_addr", s.metricsListener.Addr().String(), "path", "/metrics", "access", s.metrics.description(true))
 	} else {
 		s.log.Info("serving metrics on the main listener", "addr", s.listener.Addr().String(), "path", "/metrics", "access", s.metrics.description(false))
+		if !s.metrics.hasToken {
+			s.log.Warn("metrics and readiness details go to any client connecting from this machine; behind a reverse proxy on this machine that adds no forwarding header, every client does: set --metrics-token-file or --metrics-listen")
+		}
 	}
 	var serveErr error
 	select {
@@ -441,11 +444,15 @@ func (s *Server) Serve(ctx context.Context) error {
 	s.apis.device.EndLongPolls()
 	shutCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	err := s.http.Shutdown(shutCtx)
+	// The metrics listener first: its scrapes are short, and the main
+	// listener may use all of the time left draining downloads, after
+	// which the store closes.
+	var err error
 	if s.metricsHTTP != nil {
-		if merr := s.metricsHTTP.Shutdown(shutCtx); err == nil {
-			err = merr
-		}
+		err = s.metricsHTTP.Shutdown(shutCtx)
+	}
+	if herr := s.http.Shutdown(shutCtx); herr != nil {
+		err = herr
 	}
 	s.apis.stop()
 	if serveErr != nil {
