@@ -227,6 +227,7 @@ func (r *run) evaluate(ctx context.Context) error {
 		return nil
 	}
 	if st := r.cur(); st != store.CampaignRunning && st != store.CampaignWaitingApproval {
+		r.pausedHold()
 		return nil
 	}
 	tallies, err := r.loadTallies(ctx)

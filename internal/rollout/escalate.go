@@ -46,12 +46,16 @@ func (r *run) trackHold(held *health.TestResult, overridden bool) {
 	case overridden:
 	default:
 		r.rt.HoldSince = nil
-		if r.rt.EscalatedAt != nil {
-			r.rt.EscalatedAt = nil
-			if r.cur() == store.CampaignWaitingApproval {
-				r.state, r.reason = store.CampaignRunning, ""
-			}
-		}
+		r.withdrawQuestion()
+	}
+}
+
+// pausedHold restarts the clock of a hold the engine has not asked about
+// yet while the campaign is paused: time paused does not count toward
+// the hold limit.
+func (r *run) pausedHold() {
+	if r.cur() == store.CampaignPaused && r.rt.EscalatedAt == nil {
+		r.rt.HoldSince = nil
 	}
 }
 
@@ -62,13 +66,24 @@ func (r *run) trackHold(held *health.TestResult, overridden bool) {
 // step. Approving opens the next wave anyway; abort and rollback work as
 // in any state. It returns the decision's action, "" when it does not ask.
 func (r *run) escalate(tallies []store.CampaignTally, held *health.TestResult, d *health.Decision) string {
+	if e := r.spec.Schedule.End; e != nil && !r.now.Before(*e) {
+		// No wave opens after the schedule's end: there is nothing to
+		// decide, and the campaign completes (see complete).
+		r.withdrawQuestion()
+		return ""
+	}
 	why := ""
-	if r.installLeans(d) && r.installFinal(tallies) {
+	if t := r.installLeans(d); t != nil && r.installFinal(tallies) {
+		held = t // the evidence that cannot change is the install test's
 		why = "This cannot resolve by itself: every device of the open waves in the strata still running has reported its install outcome, so no new install evidence arrives until a new wave opens."
 	} else if limit := HoldLimit(r.spec, r.pol); r.now.Sub(*r.rt.HoldSince) >= limit {
 		why = fmt.Sprintf("The hold has lasted %s, the hold limit (health.hold_limit; default %d × the minimum soak).", hoursText(r.now.Sub(*r.rt.HoldSince)), HoldLimitSoaks)
 	}
 	if why == "" {
+		// A device joined or was retried in the open wave since the
+		// engine asked: the evidence can change again, so the question
+		// is taken back and the wave's devices are dispatched.
+		r.withdrawQuestion()
 		return ""
 	}
 	if r.rt.EscalatedAt != nil && r.cur() == store.CampaignWaitingApproval {
@@ -81,7 +96,7 @@ func (r *run) escalate(tallies []store.CampaignTally, held *health.TestResult, d
 	if r.rt.EscalatedAt == nil {
 		t := r.now
 		r.rt.EscalatedAt = &t
-		r.revokeApproval = r.c.ApprovedStep >= r.step
+		r.asked = true
 		r.event("campaign.approval_needed", msg, map[string]any{
 			"step": r.plan.Steps[r.step].Name, "needs": "hold_decision", "metric": held.Metric,
 			"group": held.Label, "e_value": held.EValue, "halted_strata": r.rt.HaltedStrata, "hold_since": r.rt.HoldSince,
@@ -90,19 +105,34 @@ func (r *run) escalate(tallies []store.CampaignTally, held *health.TestResult, d
 	return "ask the operator: approve the next wave anyway, abort, or roll back"
 }
 
-// installLeans reports whether an install test of the strata still
-// running (or of them pooled) leans the way that halted others: then the
-// hold cannot end in an advance while that evidence stays as it is.
-func (r *run) installLeans(d *health.Decision) bool {
+// installLeans returns the install test of the strata still running (or
+// of them pooled) that leans most the way that halted others, or nil: with
+// one, the hold cannot end in an advance while that evidence stays as it
+// is.
+func (r *run) installLeans(d *health.Decision) *health.TestResult {
 	if !slices.Contains(r.rt.HaltedMetrics, installMetric) {
-		return false
+		return nil
 	}
-	for _, t := range d.Tests {
-		if t.Method == health.MethodSPRT && t.Metric == installMetric && t.EValue > 1 && (t.Stratum == "" || !r.halted(t.Stratum)) {
-			return true
+	var worst *health.TestResult
+	for i, t := range d.Tests {
+		if t.Method == health.MethodSPRT && t.Metric == installMetric && t.EValue > 1 && (t.Stratum == "" || !r.halted(t.Stratum)) &&
+			(worst == nil || t.EValue > worst.EValue) {
+			worst = &d.Tests[i]
 		}
 	}
-	return false
+	return worst
+}
+
+// withdrawQuestion takes back a question the engine asked about a hold:
+// the campaign runs again (still holding the next wave).
+func (r *run) withdrawQuestion() {
+	if r.rt.EscalatedAt == nil {
+		return
+	}
+	r.rt.EscalatedAt = nil
+	if r.cur() == store.CampaignWaitingApproval {
+		r.state, r.reason = store.CampaignRunning, ""
+	}
 }
 
 // installMetric names the install test in decisions (health.TestResult.Metric).
@@ -137,8 +167,11 @@ func (r *run) decisionText(held *health.TestResult, why string) string {
 		halted = append(halted, strings.ReplaceAll(k, ",", " "))
 	}
 	next := "the control group"
-	if r.step+1 < r.plan.ControlPhase() {
+	switch {
+	case r.step+1 < r.plan.ControlPhase():
 		next = r.plan.Steps[r.step+1].Name
+	case r.spec.Plan.NoControl:
+		next = "the campaign's completion (it has no control group)"
 	}
 	metrics := slices.Clone(r.rt.HaltedMetrics)
 	var b strings.Builder

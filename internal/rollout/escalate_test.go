@@ -1,13 +1,17 @@
 package rollout_test
 
 import (
+	"context"
 	"encoding/json"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/updraft/updraft/internal/campaign"
+	"github.com/updraft/updraft/internal/notify"
+	"github.com/updraft/updraft/internal/rollout"
 	"github.com/updraft/updraft/internal/store"
 )
 
@@ -211,5 +215,161 @@ func TestLeaningHoldThatCouldResolveAsksAfterTheHoldLimit(t *testing.T) {
 	t.Logf("decision: %s", d.Summary)
 	if !strings.Contains(d.Summary, "The hold has lasted 3 h") || strings.Contains(d.Summary, "cannot resolve") {
 		t.Fatalf("decision %q does not give the hold limit as the reason", d.Summary)
+	}
+}
+
+// leaningSetup is leaningHold's fleet and release behaviour (rev B fails,
+// one rev C device fails) without running: the caller adjusts the spec
+// and the engine.
+func leaningSetup(t *testing.T, seed uint64) (*sim, campaign.Spec) {
+	t.Helper()
+	s := newSim(t, openStore(t), seed)
+	s.NoTelemetry = true
+	fleet(s, 100, 0)
+	s.release("1.0.0", 1, store.SeverityMedium, "gw", "B", "C")
+	s.release("2.0.0", 2, store.SeverityMedium, "gw", "B", "C")
+	cInstalls := 0
+	s.install = func(d store.Device, version string, _ *rand.Rand) store.AssignmentState {
+		switch {
+		case version != "2.0.0":
+			return store.AssignSucceeded
+		case d.HWRev == "B":
+			return store.AssignFailed
+		}
+		cInstalls++
+		if cInstalls == 1 {
+			return store.AssignFailed
+		}
+		return store.AssignSucceeded
+	}
+	spec := baseSpec("leaning", "2.0.0")
+	spec.Health.MinSoak = campaign.Duration(2 * time.Hour)
+	return s, spec
+}
+
+// A held campaign whose schedule ends completes ("the schedule ended"),
+// whether or not the engine had asked about the hold: no wave can open
+// after the end, so there is nothing left to decide.
+func TestLeaningHoldEndsWithTheSchedule(t *testing.T) {
+	s, spec := leaningSetup(t, 21)
+	end := s.clock.Now().Add(36 * time.Hour)
+	spec.Schedule.End = &end
+	c := s.start(spec)
+	asked := false
+	s.runUntil(4*24*time.Hour, "the campaign to complete after its schedule's end", func() bool {
+		cur := s.campaign(c.ID)
+		asked = asked || cur.State == store.CampaignWaitingApproval
+		return cur.State == store.CampaignCompleted
+	})
+	if !asked {
+		t.Fatal("the engine never asked about the hold before the schedule's end: the test no longer covers a question left open at the end")
+	}
+	if cur := s.campaign(c.ID); !strings.Contains(cur.StateReason, "the schedule ended") || cur.Step != 0 {
+		t.Fatalf("completed at step %d with reason %q", cur.Step, cur.StateReason)
+	}
+}
+
+// racer runs an operator's command just before the engine saves the tick
+// in which it asks about a hold: the command commits during that tick.
+type racer struct {
+	store.Store
+	op    func(ctx context.Context, id string)
+	fired bool
+}
+
+func (r *racer) UpdateCampaign(ctx context.Context, tenant, id string, u store.CampaignUpdate) (store.Campaign, error) {
+	if !r.fired && u.By.Kind == store.ActorSystem && u.Apply != nil {
+		if row, err := r.Store.Campaign(ctx, tenant, id); err == nil {
+			before, _ := campaign.RuntimeOf(row)
+			cp := row
+			cp.Engine = slices.Clone(row.Engine)
+			if u.Apply(&cp) == nil {
+				if after, _ := campaign.RuntimeOf(cp); before.EscalatedAt == nil && after.EscalatedAt != nil {
+					r.fired = true
+					r.op(ctx, id)
+				}
+			}
+		}
+	}
+	return r.Store.UpdateCampaign(ctx, tenant, id, u)
+}
+
+// raceAsking starts the leaning campaign with an engine whose store runs
+// op during the tick that asks about the hold.
+func raceAsking(t *testing.T, op func(s *sim, ctx context.Context, id string), preApprove bool) (*sim, store.Campaign, *racer) {
+	t.Helper()
+	s, spec := leaningSetup(t, 21)
+	c := s.start(spec)
+	if preApprove {
+		if _, err := campaign.Approve(s.ctx, s.st, store.DefaultTenant, c.ID, admin, s.clock.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rc := &racer{Store: s.st, op: func(ctx context.Context, id string) { op(s, ctx, id) }}
+	e, err := rollout.New(rollout.Config{
+		Store: rc, Clock: s.clock, Holder: "replica-a", Interval: 10 * time.Minute, LeaseTTL: 30 * time.Minute, Lag: -1,
+		Notifier: notify.NotifierFunc(func(_, id string) {
+			s.mu.Lock()
+			s.notified[id] = true
+			s.mu.Unlock()
+		}),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.eng = e
+	return s, c, rc
+}
+
+// An approval committed while the engine asks about the hold was given
+// before the question: it does not open the next wave.
+func TestLeaningHoldApprovalDuringTheAskingTick(t *testing.T) {
+	s, c, rc := raceAsking(t, func(s *sim, ctx context.Context, id string) {
+		if _, err := campaign.Approve(ctx, s.st, store.DefaultTenant, id, admin, s.clock.Now()); err != nil {
+			s.t.Fatal(err)
+		}
+	}, false)
+	s.runUntil(2*24*time.Hour, "the operator asked about the hold", func() bool {
+		return s.campaign(c.ID).State == store.CampaignWaitingApproval
+	})
+	if !rc.fired {
+		t.Fatal("the approval was not raced with the asking tick")
+	}
+	for range 12 {
+		s.step()
+	}
+	if cur := s.campaign(c.ID); cur.Step != 0 || cur.State != store.CampaignWaitingApproval || cur.ApprovedStep >= 0 {
+		t.Fatalf("after an approval given during the question's tick: %s at step %d, approved step %d", cur.State, cur.Step, cur.ApprovedStep)
+	}
+}
+
+// A pause committed while the engine asks wins, and the question is not
+// asked: an approval given before stays an approval given before, so after
+// resume the engine asks again instead of opening the next wave.
+func TestLeaningHoldPauseDuringTheAskingTick(t *testing.T) {
+	s, c, rc := raceAsking(t, func(s *sim, ctx context.Context, id string) {
+		if _, err := campaign.Pause(ctx, s.st, store.DefaultTenant, id, admin, s.clock.Now()); err != nil {
+			s.t.Fatal(err)
+		}
+	}, true)
+	s.runUntil(2*24*time.Hour, "the pause", func() bool { return s.campaign(c.ID).State == store.CampaignPaused })
+	if !rc.fired {
+		t.Fatal("the pause was not raced with the asking tick")
+	}
+	if rt, _ := campaign.RuntimeOf(s.campaign(c.ID)); rt.EscalatedAt != nil {
+		t.Fatalf("the question was recorded as asked (%v) although the pause won", rt.EscalatedAt)
+	}
+	if _, err := campaign.Resume(s.ctx, s.st, store.DefaultTenant, c.ID, admin, s.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	s.runUntil(24*time.Hour, "the question asked again", func() bool {
+		cur := s.campaign(c.ID)
+		if cur.Step != 0 {
+			t.Fatalf("after resume the campaign opened step %d without an approval given after the question", cur.Step)
+		}
+		return cur.State == store.CampaignWaitingApproval
+	})
+	if cur := s.campaign(c.ID); cur.ApprovedStep >= 0 {
+		t.Fatalf("the approval given before the question still stands (approved step %d)", cur.ApprovedStep)
 	}
 }

@@ -42,9 +42,11 @@ type run struct {
 	notifyDevices []string
 	tallies       []store.CampaignTally
 	critical      *bool // the release's severity is critical (read once)
-	// revokeApproval withdraws an approval of the open step given before
-	// the engine asked the operator about a hold (see escalate).
-	revokeApproval bool
+	// asked is set when this tick asks the operator about a hold (see
+	// escalate): saving it withdraws an approval of the open step given
+	// before, and an operator's command that wins over the tick's state
+	// change also cancels the question.
+	asked bool
 }
 
 // actor is who the engine's changes are audited as.
@@ -112,15 +114,24 @@ func (r *run) save(ctx context.Context) error {
 			}
 			rt := r.rt
 			rt.RollbackRequested = rowRT.RollbackRequested && !r.handledRBReq
+			applied := c.State == r.c.State && c.Step == r.c.Step
+			if r.asked && !applied {
+				// The operator's command (pause, approve, abort) won: the
+				// question is not asked; the engine asks again, with the
+				// row as it is now, when it still applies.
+				rt.EscalatedAt = rowRT.EscalatedAt
+			}
 			if err := campaign.SetRuntime(c, rt); err != nil {
 				return err
 			}
-			if c.State == r.c.State && c.Step == r.c.Step {
+			if applied {
 				if r.state != "" {
 					c.State, c.StateReason = r.state, r.reason
 				}
 				c.Step = r.step
-				if r.revokeApproval && c.ApprovedStep == r.c.ApprovedStep {
+				if r.asked {
+					// An approval given before the question, even one
+					// committed during this tick, does not answer it.
 					c.ApprovedStep = min(c.ApprovedStep, r.step-1)
 				}
 				if r.finished && c.FinishedAt == nil {
