@@ -151,7 +151,7 @@ func printPreflight(e *Env, spec campaign.Spec, a preflightAnswer) {
 		}
 		done := fmt.Sprintf("%d/%d", r.Completed, a.Runs)
 		if r.WaitingOperator > 0 {
-			done += fmt.Sprintf(" (%d asked the operator, at %.0f / %.0f h)", r.WaitingOperator, r.AskedHours.P50, r.AskedHours.P90)
+			done += fmt.Sprintf("; %d still waiting for the operator (asked at %.0f / %.0f h)", r.WaitingOperator, r.AskedHours.P50, r.AskedHours.P90)
 		}
 		if r.Unfinished > 0 {
 			done += fmt.Sprintf(" (%d unfinished)", r.Unfinished)
@@ -176,7 +176,7 @@ func printPreflight(e *Env, spec campaign.Spec, a preflightAnswer) {
 		unfinished = unfinished || r.Unfinished > 0
 	}
 	if asked {
-		fmt.Fprintln(w, "  Runs that asked the operator held the next wave because the strata still running lean the way that halted another, and the hold could not resolve by itself or reached the hold limit; the campaign waits for approve, abort or rollback (hours from the start, p50 / p90).")
+		fmt.Fprintln(w, "  Runs still waiting for the operator (not counted as completed) held the next wave because the strata still running lean the way that halted another, and the hold could not resolve by itself or reached the hold limit; the engine asked, and the campaign waits for approve, abort or rollback (when it asked: hours from the start, p50 / p90).")
 	}
 	if unfinished {
 		fmt.Fprintf(w, "  Unfinished runs were still going after %.0f h.\n", a.MaxDurationHours)

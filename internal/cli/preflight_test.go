@@ -60,10 +60,10 @@ func TestCampaignPreflight(t *testing.T) {
 	}
 }
 
-// TestPreflightTableNamesRunsThatAskedTheOperator prints an answer in which
+// TestPreflightTableNamesRunsWaitingForTheOperator prints an answer in which
 // some runs ended waiting for the operator's decision on a hold: the table
 // counts them with when they asked, and a note says what that means.
-func TestPreflightTableNamesRunsThatAskedTheOperator(t *testing.T) {
+func TestPreflightTableNamesRunsWaitingForTheOperator(t *testing.T) {
 	var out strings.Builder
 	e := &Env{Stdout: &out, Stderr: io.Discard}
 	var a preflightAnswer
@@ -74,7 +74,7 @@ func TestPreflightTableNamesRunsThatAskedTheOperator(t *testing.T) {
 			Completed: 187, WaitingOperator: 13, AskedHours: preflight.Quantiles{P50: 26, P90: 52}},
 	}
 	printPreflight(e, campaign.Spec{Name: "pf"}, a)
-	for _, want := range []string{"187/200 (13 asked the operator, at 26 / 52 h)", "Runs that asked the operator held the next wave"} {
+	for _, want := range []string{"187/200; 13 still waiting for the operator (asked at 26 / 52 h)", "Runs still waiting for the operator (not counted as completed)"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("the table lacks %q:\n%s", want, out.String())
 		}

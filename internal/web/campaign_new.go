@@ -642,7 +642,7 @@ func newPreflightView(rep preflight.Report) *preflightView {
 			Completed: fmt.Sprintf("%d of %d", sc.Completed, rep.Runs), Duration: hoursOf(sc.DurationHours, sc.Completed),
 			Unhalted: spreadOf(sc.ExposedByTheEnd, rep.Runs)}
 		if sc.WaitingOperator > 0 {
-			row.Completed += fmt.Sprintf("; %d asked the operator (at %.0f h / %.0f h)", sc.WaitingOperator, sc.AskedHours.P50, sc.AskedHours.P90)
+			row.Completed += fmt.Sprintf("; %d still waiting for the operator (asked at %.0f h / %.0f h)", sc.WaitingOperator, sc.AskedHours.P50, sc.AskedHours.P90)
 			v.Asked = true
 		}
 		if sc.Unfinished > 0 {

@@ -31,12 +31,12 @@ func TestPreflightViewNamesRunsThatAskedTheOperator(t *testing.T) {
 		Halted: 200, HaltProbability: 1, Completed: 187, WaitingOperator: 13, AskedHours: preflight.Quantiles{P50: 26, P90: 52}}
 
 	page := render(preflight.Report{Runs: 200, Scenarios: []preflight.ScenarioResult{good, held}})
-	for _, want := range []string{"187 of 200; 13 asked the operator (at 26 h / 52 h)", `id="preflight-asked"`, "200 of 200<"} {
+	for _, want := range []string{"187 of 200; 13 still waiting for the operator (asked at 26 h / 52 h)", `id="preflight-asked"`, "200 of 200<"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("the pre-flight lacks %q:\n%s", want, page)
 		}
 	}
 	if page := render(preflight.Report{Runs: 200, Scenarios: []preflight.ScenarioResult{good}}); strings.Contains(page, "preflight-asked") {
-		t.Errorf("no run asked the operator, yet the note shows:\n%s", page)
+		t.Errorf("no run waits for the operator, yet the note shows:\n%s", page)
 	}
 }
