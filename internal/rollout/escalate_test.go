@@ -26,41 +26,11 @@ import (
 // operator and returns the campaign then.
 func leaningHold(t *testing.T, seed uint64, unfinished bool) (*sim, store.Campaign, store.Webhook) {
 	t.Helper()
-	s := newSim(t, openStore(t), seed)
-	s.NoTelemetry = true
-	fleet(s, 100, 0)
-	s.release("1.0.0", 1, store.SeverityMedium, "gw", "B", "C")
-	s.release("2.0.0", 2, store.SeverityMedium, "gw", "B", "C")
-	cInstalls := 0
-	s.install = func(d store.Device, version string, _ *rand.Rand) store.AssignmentState {
-		switch {
-		case version != "2.0.0":
-			return store.AssignSucceeded
-		case d.HWRev == "B":
-			return store.AssignFailed
-		}
-		cInstalls++
-		switch {
-		case cInstalls == 1:
-			return store.AssignFailed
-		case cInstalls == 2 && unfinished:
-			return store.AssignInstalling
-		}
-		return store.AssignSucceeded
-	}
+	s, spec := leaningSetup(t, seed, unfinished)
 	hook, err := s.st.CreateWebhook(s.ctx, store.Webhook{TenantID: store.DefaultTenant, URL: "https://hooks.example.com/u", Secret: "0123456789abcdef",
 		Events: []string{"campaign.approval_needed"}}, admin, s.clock.Now())
 	if err != nil {
 		t.Fatal(err)
-	}
-	spec := baseSpec("leaning", "2.0.0")
-	spec.Health.MinSoak = campaign.Duration(2 * time.Hour)
-	if unfinished {
-		// A first wave large enough that one device still installing
-		// leaves the soak rule's tenth unfinished.
-		spec.Plan.Waves = []float64{25, 50, 100}
-		spec.DeviceTimeout = campaign.Duration(10 * 24 * time.Hour)
-		spec.Health.HoldLimit = campaign.Duration(3 * time.Hour)
 	}
 	c := s.start(spec)
 	// Without the escalation the campaign holds in running forever; two
@@ -218,10 +188,9 @@ func TestLeaningHoldThatCouldResolveAsksAfterTheHoldLimit(t *testing.T) {
 	}
 }
 
-// leaningSetup is leaningHold's fleet and release behaviour (rev B fails,
-// one rev C device fails) without running: the caller adjusts the spec
-// and the engine.
-func leaningSetup(t *testing.T, seed uint64) (*sim, campaign.Spec) {
+// leaningSetup is leaningHold's fleet, release behaviour and spec, not
+// started.
+func leaningSetup(t *testing.T, seed uint64, unfinished bool) (*sim, campaign.Spec) {
 	t.Helper()
 	s := newSim(t, openStore(t), seed)
 	s.NoTelemetry = true
@@ -237,13 +206,23 @@ func leaningSetup(t *testing.T, seed uint64) (*sim, campaign.Spec) {
 			return store.AssignFailed
 		}
 		cInstalls++
-		if cInstalls == 1 {
+		switch {
+		case cInstalls == 1:
 			return store.AssignFailed
+		case cInstalls == 2 && unfinished:
+			return store.AssignInstalling
 		}
 		return store.AssignSucceeded
 	}
 	spec := baseSpec("leaning", "2.0.0")
 	spec.Health.MinSoak = campaign.Duration(2 * time.Hour)
+	if unfinished {
+		// A first wave large enough that one device still installing
+		// leaves the soak rule's tenth unfinished.
+		spec.Plan.Waves = []float64{25, 50, 100}
+		spec.DeviceTimeout = campaign.Duration(10 * 24 * time.Hour)
+		spec.Health.HoldLimit = campaign.Duration(3 * time.Hour)
+	}
 	return s, spec
 }
 
@@ -251,7 +230,7 @@ func leaningSetup(t *testing.T, seed uint64) (*sim, campaign.Spec) {
 // whether or not the engine had asked about the hold: no wave can open
 // after the end, so there is nothing left to decide.
 func TestLeaningHoldEndsWithTheSchedule(t *testing.T) {
-	s, spec := leaningSetup(t, 21)
+	s, spec := leaningSetup(t, 21, false)
 	end := s.clock.Now().Add(36 * time.Hour)
 	spec.Schedule.End = &end
 	c := s.start(spec)
@@ -298,7 +277,7 @@ func (r *racer) UpdateCampaign(ctx context.Context, tenant, id string, u store.C
 // op during the tick that asks about the hold.
 func raceAsking(t *testing.T, op func(s *sim, ctx context.Context, id string), preApprove bool) (*sim, store.Campaign, *racer) {
 	t.Helper()
-	s, spec := leaningSetup(t, 21)
+	s, spec := leaningSetup(t, 21, false)
 	c := s.start(spec)
 	if preApprove {
 		if _, err := campaign.Approve(s.ctx, s.st, store.DefaultTenant, c.ID, admin, s.clock.Now()); err != nil {
@@ -371,5 +350,36 @@ func TestLeaningHoldPauseDuringTheAskingTick(t *testing.T) {
 	})
 	if cur := s.campaign(c.ID); cur.ApprovedStep >= 0 {
 		t.Fatalf("the approval given before the question still stands (approved step %d)", cur.ApprovedStep)
+	}
+}
+
+// Time paused before the engine asked does not count toward the hold
+// limit: after a ten-hour pause the hold's clock starts again at resume,
+// and the engine asks when the limit (3 h) has passed since.
+func TestLeaningHoldPausedTimeDoesNotCount(t *testing.T) {
+	s, spec := leaningSetup(t, 21, true)
+	c := s.start(spec)
+	s.runUntil(2*24*time.Hour, "the hold to start", func() bool {
+		rt, _ := campaign.RuntimeOf(s.campaign(c.ID))
+		return rt.HoldSince != nil
+	})
+	if _, err := campaign.Pause(s.ctx, s.st, store.DefaultTenant, c.ID, admin, s.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	for range 60 { // ten hours of ten-minute ticks
+		s.step()
+	}
+	resumed := s.clock.Now()
+	if _, err := campaign.Resume(s.ctx, s.st, store.DefaultTenant, c.ID, admin, resumed); err != nil {
+		t.Fatal(err)
+	}
+	s.runUntil(24*time.Hour, "the operator asked about the hold", func() bool {
+		return s.campaign(c.ID).State == store.CampaignWaitingApproval
+	})
+	if waited := s.clock.Now().Sub(resumed); waited < 3*time.Hour {
+		t.Fatalf("the engine asked %v after resume: the paused time counted toward the 3 h hold limit", waited)
+	}
+	if d := lastDecision(s, c.ID); !strings.Contains(d.Summary, "The hold has lasted 3 h") {
+		t.Fatalf("decision: %s", d.Summary)
 	}
 }
