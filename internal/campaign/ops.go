@@ -40,6 +40,10 @@ type Runtime struct {
 	// (nil: not asked). Both are cleared when the step advances.
 	HoldSince   *time.Time `json:"hold_since,omitempty"`
 	EscalatedAt *time.Time `json:"escalated_at,omitempty"`
+	// HoldPausedAt is when a held campaign the engine had not asked about
+	// was found paused; at resume HoldSince moves forward by the pause,
+	// so that time paused does not count toward the hold limit.
+	HoldPausedAt *time.Time `json:"hold_paused_at,omitempty"`
 	// Tokens is the rate limiter's bucket at TokensAt.
 	Tokens   float64   `json:"tokens"`
 	TokensAt time.Time `json:"tokens_at"`

@@ -230,6 +230,7 @@ func (r *run) evaluate(ctx context.Context) error {
 		r.pausedHold()
 		return nil
 	}
+	r.resumedHold()
 	tallies, err := r.loadTallies(ctx)
 	if err != nil {
 		return err
@@ -299,6 +300,11 @@ func finite(ts []health.TestResult) []health.TestResult {
 func (r *run) advance() string {
 	cur := r.plan.Steps[r.step]
 	if cur.Approval && r.c.ApprovedStep < r.step {
+		if r.scheduleEnded() {
+			// No wave opens after the end: the campaign completes
+			// instead of asking for one (see complete).
+			return ""
+		}
 		if r.cur() != store.CampaignWaitingApproval {
 			r.state, r.reason = store.CampaignWaitingApproval, fmt.Sprintf("%s passed its soak and health tests; waiting for approval", cur.Name)
 			r.event("campaign.approval_needed", r.reason, map[string]any{"step": cur.Name})
@@ -428,6 +434,10 @@ func (r *run) deadline(ctx context.Context) error {
 // (or the schedule ended) and no device is queued or updating.
 func (r *run) complete(ctx context.Context) error {
 	st := r.cur()
+	if st == store.CampaignWaitingApproval && r.scheduleEnded() {
+		// Nothing an approval could open after the end.
+		st = store.CampaignRunning
+	}
 	if st != store.CampaignRunning && st != store.CampaignHalted {
 		return nil
 	}
@@ -460,7 +470,7 @@ func (r *run) complete(ctx context.Context) error {
 			return err
 		}
 	}
-	ended := r.spec.Schedule.End != nil && !r.now.Before(*r.spec.Schedule.End)
+	ended := r.scheduleEnded()
 	allSteps := !r.rollout() || r.step >= r.plan.ControlPhase()
 	if open > 0 || (queued > 0 && !ended) || !allSteps && !ended {
 		return nil
@@ -476,6 +486,13 @@ func (r *run) complete(ctx context.Context) error {
 	}
 	r.event("campaign.finished", "campaign "+r.c.Name+" completed "+r.reason, nil)
 	return nil
+}
+
+// scheduleEnded reports whether the campaign's schedule has an end that
+// has passed: no device is handed the release after it.
+func (r *run) scheduleEnded() bool {
+	e := r.spec.Schedule.End
+	return e != nil && !r.now.Before(*e)
 }
 
 // SpreadE is the e-value at which the strata that did not reject, judged

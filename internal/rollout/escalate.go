@@ -50,12 +50,25 @@ func (r *run) trackHold(held *health.TestResult, overridden bool) {
 	}
 }
 
-// pausedHold restarts the clock of a hold the engine has not asked about
-// yet while the campaign is paused: time paused does not count toward
-// the hold limit.
+// pausedHold notes when a held campaign the engine has not asked about
+// yet is found paused, so that the time paused does not count toward the
+// hold limit (see resumedHold).
 func (r *run) pausedHold() {
-	if r.cur() == store.CampaignPaused && r.rt.EscalatedAt == nil {
-		r.rt.HoldSince = nil
+	if r.cur() == store.CampaignPaused && r.rt.HoldSince != nil && r.rt.EscalatedAt == nil && r.rt.HoldPausedAt == nil {
+		t := r.now
+		r.rt.HoldPausedAt = &t
+	}
+}
+
+// resumedHold moves the hold's start forward by the time the campaign was
+// paused, once it is judged again.
+func (r *run) resumedHold() {
+	if p := r.rt.HoldPausedAt; p != nil {
+		if r.rt.HoldSince != nil {
+			t := r.rt.HoldSince.Add(r.now.Sub(*p))
+			r.rt.HoldSince = &t
+		}
+		r.rt.HoldPausedAt = nil
 	}
 }
 
@@ -66,7 +79,7 @@ func (r *run) pausedHold() {
 // step. Approving opens the next wave anyway; abort and rollback work as
 // in any state. It returns the decision's action, "" when it does not ask.
 func (r *run) escalate(tallies []store.CampaignTally, held *health.TestResult, d *health.Decision) string {
-	if e := r.spec.Schedule.End; e != nil && !r.now.Before(*e) {
+	if r.scheduleEnded() {
 		// No wave opens after the schedule's end: there is nothing to
 		// decide, and the campaign completes (see complete).
 		r.withdrawQuestion()
@@ -81,9 +94,18 @@ func (r *run) escalate(tallies []store.CampaignTally, held *health.TestResult, d
 	}
 	if why == "" {
 		// A device joined or was retried in the open wave since the
-		// engine asked: the evidence can change again, so the question
-		// is taken back and the wave's devices are dispatched.
-		r.withdrawQuestion()
+		// engine asked: the evidence can change again, so the campaign
+		// runs (its wave's devices are dispatched). The question stays
+		// asked: an approval given in answer to it still counts, and
+		// asking again later withdraws nothing.
+		if r.rt.EscalatedAt != nil && r.cur() == store.CampaignWaitingApproval {
+			r.state, r.reason = store.CampaignRunning, ""
+		}
+		return ""
+	}
+	if r.holdApproved() {
+		// The operator answered the question: the next wave opens once
+		// the open one passes its soak (watchSpread lets it).
 		return ""
 	}
 	if r.rt.EscalatedAt != nil && r.cur() == store.CampaignWaitingApproval {
@@ -185,7 +207,7 @@ func (r *run) decisionText(held *health.TestResult, why string) string {
 		b.WriteString(" " + held.Explanation)
 	}
 	fmt.Fprintf(&b, " Options: approve to open %s anyway; abort to stop the campaign; or roll back to move the updated devices back to their previous release.", next)
-	if r.c.ApprovedStep >= r.step {
+	if r.rt.EscalatedAt == nil && r.c.ApprovedStep >= r.step {
 		b.WriteString(" The approval given for this wave before the hold does not cover it: approve again to go on.")
 	}
 	return b.String()

@@ -285,18 +285,7 @@ func raceAsking(t *testing.T, op func(s *sim, ctx context.Context, id string), p
 		}
 	}
 	rc := &racer{Store: s.st, op: func(ctx context.Context, id string) { op(s, ctx, id) }}
-	e, err := rollout.New(rollout.Config{
-		Store: rc, Clock: s.clock, Holder: "replica-a", Interval: 10 * time.Minute, LeaseTTL: 30 * time.Minute, Lag: -1,
-		Notifier: notify.NotifierFunc(func(_, id string) {
-			s.mu.Lock()
-			s.notified[id] = true
-			s.mu.Unlock()
-		}),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.eng = e
+	s.eng = engineOn(s, rc)
 	return s, c, rc
 }
 
@@ -354,8 +343,8 @@ func TestLeaningHoldPauseDuringTheAskingTick(t *testing.T) {
 }
 
 // Time paused before the engine asked does not count toward the hold
-// limit: after a ten-hour pause the hold's clock starts again at resume,
-// and the engine asks when the limit (3 h) has passed since.
+// limit, and the time held before the pause still does: held for 2 h of a
+// 3 h limit, paused for 10 h, the engine asks about an hour after resume.
 func TestLeaningHoldPausedTimeDoesNotCount(t *testing.T) {
 	s, spec := leaningSetup(t, 21, true)
 	c := s.start(spec)
@@ -363,6 +352,12 @@ func TestLeaningHoldPausedTimeDoesNotCount(t *testing.T) {
 		rt, _ := campaign.RuntimeOf(s.campaign(c.ID))
 		return rt.HoldSince != nil
 	})
+	for range 12 { // two hours held
+		s.step()
+	}
+	if st := s.campaign(c.ID).State; st != store.CampaignRunning {
+		t.Fatalf("after 2 h of a 3 h hold the campaign is %s", st)
+	}
 	if _, err := campaign.Pause(s.ctx, s.st, store.DefaultTenant, c.ID, admin, s.clock.Now()); err != nil {
 		t.Fatal(err)
 	}
@@ -376,10 +371,134 @@ func TestLeaningHoldPausedTimeDoesNotCount(t *testing.T) {
 	s.runUntil(24*time.Hour, "the operator asked about the hold", func() bool {
 		return s.campaign(c.ID).State == store.CampaignWaitingApproval
 	})
-	if waited := s.clock.Now().Sub(resumed); waited < 3*time.Hour {
-		t.Fatalf("the engine asked %v after resume: the paused time counted toward the 3 h hold limit", waited)
+	if waited := s.clock.Now().Sub(resumed); waited < 40*time.Minute || waited > 90*time.Minute {
+		t.Fatalf("the engine asked %v after resume, want about an hour (the 3 h limit less the 2 h held before the pause)", waited)
 	}
 	if d := lastDecision(s, c.ID); !strings.Contains(d.Summary, "The hold has lasted 3 h") {
 		t.Fatalf("decision: %s", d.Summary)
 	}
+}
+
+// approvalEvents counts the campaign.approval_needed deliveries to hook.
+func approvalEvents(s *sim, hook store.Webhook) int {
+	s.t.Helper()
+	ds, _, err := s.st.ListWebhookDeliveries(s.ctx, store.DefaultTenant, hook.ID, store.Page{Limit: 100})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return len(ds)
+}
+
+// Devices that join the open wave after the engine asked make the install
+// evidence open again: the campaign runs (their installs are dispatched),
+// but the question stays asked, so the operator's answer given meanwhile
+// still counts and is not withdrawn, and nothing is asked twice.
+func TestLeaningHoldJoinersKeepTheAnswer(t *testing.T) {
+	s, c, hook := leaningHold(t, 21, false)
+	inner := s.install
+	s.install = func(d store.Device, v string, rng *rand.Rand) store.AssignmentState {
+		if v == "2.0.0" && d.HWRev == "C" {
+			return store.AssignInstalling
+		}
+		return inner(d, v, rng)
+	}
+	for range 10 {
+		s.device("gw", "C", "")
+	}
+	s.step()
+	s.step()
+	if cur := s.campaign(c.ID); cur.State != store.CampaignRunning {
+		t.Fatalf("with devices joining the open wave the campaign is %s, want running", cur.State)
+	}
+	if _, err := campaign.Approve(s.ctx, s.st, store.DefaultTenant, c.ID, admin, s.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	for range 36 { // six hours: past the hold limit
+		s.step()
+	}
+	cur := s.campaign(c.ID)
+	if cur.ApprovedStep < 0 {
+		t.Fatalf("the operator's answer was withdrawn: %s at step %d, reason %q", cur.State, cur.Step, cur.StateReason)
+	}
+	if cur.State == store.CampaignWaitingApproval {
+		t.Fatalf("the campaign asks again although the operator answered: %q", cur.StateReason)
+	}
+	if n := approvalEvents(s, hook); n != 1 {
+		t.Fatalf("%d approval_needed events, want the one question", n)
+	}
+}
+
+// stepRacer runs an operator's command just before the engine saves a
+// tick that opens the next step.
+type stepRacer struct {
+	store.Store
+	op    func(ctx context.Context, id string)
+	fired bool
+}
+
+func (r *stepRacer) UpdateCampaign(ctx context.Context, tenant, id string, u store.CampaignUpdate) (store.Campaign, error) {
+	if !r.fired && u.By.Kind == store.ActorSystem && u.Apply != nil {
+		if row, err := r.Store.Campaign(ctx, tenant, id); err == nil {
+			cp := row
+			cp.Engine = slices.Clone(row.Engine)
+			if u.Apply(&cp) == nil && cp.Step != row.Step {
+				r.fired = true
+				r.op(ctx, id)
+			}
+		}
+	}
+	return r.Store.UpdateCampaign(ctx, tenant, id, u)
+}
+
+// A pause that wins over the tick opening the next wave (after the
+// operator answered the question) keeps the step's records: after resume
+// the answer still counts and the wave opens, without a second question.
+func TestLeaningHoldPauseDuringTheAdvancingTick(t *testing.T) {
+	s, c, hook := leaningHold(t, 21, false)
+	rc := &stepRacer{Store: s.st, op: func(ctx context.Context, id string) {
+		if _, err := campaign.Pause(ctx, s.st, store.DefaultTenant, id, admin, s.clock.Now()); err != nil {
+			s.t.Fatal(err)
+		}
+	}}
+	s.eng = engineOn(s, rc)
+	if _, err := campaign.Approve(s.ctx, s.st, store.DefaultTenant, c.ID, admin, s.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	s.runUntil(24*time.Hour, "the pause", func() bool { return s.campaign(c.ID).State == store.CampaignPaused })
+	if !rc.fired {
+		t.Fatal("the pause was not raced with the advancing tick")
+	}
+	cur := s.campaign(c.ID)
+	if rt, _ := campaign.RuntimeOf(cur); cur.Step != 0 || rt.EscalatedAt == nil || rt.SoakStartedAt == nil || cur.ApprovedStep != 0 {
+		t.Fatalf("after the pause won: step %d, approved step %d, asked %v, soak started %v", cur.Step, cur.ApprovedStep, rt.EscalatedAt, rt.SoakStartedAt)
+	}
+	if _, err := campaign.Resume(s.ctx, s.st, store.DefaultTenant, c.ID, admin, s.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	s.runUntil(24*time.Hour, "the next wave", func() bool {
+		if st := s.campaign(c.ID).State; st == store.CampaignWaitingApproval {
+			t.Fatalf("asked again after resume: %q", s.campaign(c.ID).StateReason)
+		}
+		return s.campaign(c.ID).Step == 1
+	})
+	if n := approvalEvents(s, hook); n != 1 {
+		t.Fatalf("%d approval_needed events, want the one question", n)
+	}
+}
+
+// engineOn is the simulation's engine on another store (a wrapper).
+func engineOn(s *sim, st store.Store) *rollout.Engine {
+	s.t.Helper()
+	e, err := rollout.New(rollout.Config{
+		Store: st, Clock: s.clock, Holder: "replica-a", Interval: 10 * time.Minute, LeaseTTL: 30 * time.Minute, Lag: -1,
+		Notifier: notify.NotifierFunc(func(_, id string) {
+			s.mu.Lock()
+			s.notified[id] = true
+			s.mu.Unlock()
+		}),
+	})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return e
 }

@@ -115,11 +115,14 @@ func (r *run) save(ctx context.Context) error {
 			rt := r.rt
 			rt.RollbackRequested = rowRT.RollbackRequested && !r.handledRBReq
 			applied := c.State == r.c.State && c.Step == r.c.Step
-			if r.asked && !applied {
-				// The operator's command (pause, approve, abort) won: the
-				// question is not asked; the engine asks again, with the
-				// row as it is now, when it still applies.
-				rt.EscalatedAt = rowRT.EscalatedAt
+			if !applied {
+				// The operator's command (pause, approve, abort) won over
+				// the tick's state and step change: the step's own
+				// records stay as they were (a question this tick asked
+				// is not asked, an advance not made); the engine acts
+				// again on the row as it is now.
+				rt.EscalatedAt, rt.HoldSince, rt.HoldPausedAt = rowRT.EscalatedAt, rowRT.HoldSince, rowRT.HoldPausedAt
+				rt.SoakStartedAt, rt.StepStartedAt = rowRT.SoakStartedAt, rowRT.StepStartedAt
 			}
 			if err := campaign.SetRuntime(c, rt); err != nil {
 				return err
