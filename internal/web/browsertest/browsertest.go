@@ -60,15 +60,11 @@ const (
 type Browser struct {
 	// StepTimeout bounds each step of a tab [DefaultStepTimeout].
 	StepTimeout time.Duration
-	// Dir is where this test's screenshots go.
-	Dir string
+	*shots
 
 	t       testing.TB
 	root    context.Context // the browser's first tab; its parent of the others
 	version string
-
-	mu   sync.Mutex
-	shot int // screenshots taken, for file name order
 }
 
 // FindChromium returns the path of the chromium binary, or "" when there
@@ -105,13 +101,7 @@ func Start(t testing.TB) *Browser {
 	if path == "" {
 		testenv.Missing(t, "chromium is not installed (scripts/install-chromium.sh installs Debian's package; or set UPDRAFT_CHROMIUM to a Chromium binary)")
 	}
-	dir := filepath.Join(ScreenshotDir(), safeName(t.Name()))
-	if err := os.RemoveAll(dir); err != nil {
-		t.Fatalf("clear screenshot folder: %v", err)
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatalf("screenshot folder: %v", err)
-	}
+	shots := newShots(t)
 	var stderr lockedBuffer
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(path),
@@ -132,12 +122,12 @@ func Start(t testing.TB) *Browser {
 	if err := attach(root, startTimeout); err != nil {
 		t.Fatalf("start chromium %s: %v\n%s", path, err, stderr.String())
 	}
-	b := &Browser{StepTimeout: DefaultStepTimeout, Dir: dir, t: t, root: root}
+	b := &Browser{StepTimeout: DefaultStepTimeout, shots: shots, t: t, root: root}
 	if v, err := runStep(root, startTimeout, chromedp.Evaluate[string]("navigator.userAgent")); err == nil {
 		b.version = v
 	}
 	t.Logf("browser: %s (%s)", path, b.version)
-	t.Logf("screenshots of %s go to %s", t.Name(), dir)
+	t.Logf("screenshots of %s go to %s", t.Name(), shots.Dir)
 	return b
 }
 
@@ -278,15 +268,7 @@ func (tab *Tab) Screenshot(name string) string {
 }
 
 func (tab *Tab) save(name, ext string, data []byte) string {
-	tab.b.mu.Lock()
-	tab.b.shot++
-	n := tab.b.shot
-	tab.b.mu.Unlock()
-	p := filepath.Join(tab.b.Dir, fmt.Sprintf("%02d-%s-%s%s", n, safeName(tab.name), safeName(name), ext))
-	if err := os.WriteFile(p, data, 0o644); err != nil {
-		tab.t.Fatalf("save %s: %v", p, err)
-	}
-	return p
+	return tab.b.save(tab.t, tab.name, name, ext, data)
 }
 
 // CheckConsole fails the test if the tab saw an uncaught script exception

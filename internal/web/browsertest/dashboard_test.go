@@ -174,23 +174,50 @@ func postStatus(tab *browsertest.Tab, path, body string) int {
 	return browsertest.Run(tab, "post "+path, chromedp.Evaluate[int](js, chromedp.EvalAwaitPromise))
 }
 
-func TestDashboardInBrowser(t *testing.T) {
-	began := clock.Real{}.Now()
-	// Hashing the viewer's password takes seconds under -race: start now.
-	const viewerPassword = "the viewer's password 12"
-	viewerHash := make(chan string, 1)
+// viewerPassword is the password of the viewer "vera" that the browser
+// tests sign in as.
+const viewerPassword = "the viewer's password 12"
+
+// prepareViewer hashes viewerPassword in the background (that takes
+// seconds under -race, so tests start it first) and returns the function
+// that creates the viewer "vera" with it.
+func prepareViewer() func(t *testing.T, fe *fleetEnv) {
+	hashed := make(chan string, 1)
 	go func() {
 		h, err := auth.HashPassword(viewerPassword, auth.DefaultArgon2Params())
 		if err != nil {
 			h = "error: " + err.Error()
 		}
-		viewerHash <- h
+		hashed <- h
 	}()
-	b := browsertest.Start(t)
-	fe := startFleetServer(t)
-	step := func(what string) {
+	return func(t *testing.T, fe *fleetEnv) {
+		t.Helper()
+		hash := <-hashed
+		if strings.HasPrefix(hash, "error: ") {
+			t.Fatal(hash)
+		}
+		now := fe.clock.Now()
+		if _, err := fe.Store.CreateUser(context.Background(), store.User{TenantID: store.DefaultTenant, ID: "usr_vera", Name: "vera",
+			Role: store.RoleViewer, PasswordHash: hash, CreatedAt: now, UpdatedAt: now}, store.Actor{Kind: store.ActorSystem, Name: "browser test"}, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// stepLogger returns a function that logs a step of the test with the
+// seconds since the test began.
+func stepLogger(t *testing.T) func(what string) {
+	began := clock.Real{}.Now()
+	return func(what string) {
 		t.Logf("%6.1f s  %s", clock.Since(clock.Real{}, began).Seconds(), what)
 	}
+}
+
+func TestDashboardInBrowser(t *testing.T) {
+	step := stepLogger(t)
+	addViewer := prepareViewer()
+	b := browsertest.Start(t)
+	fe := startFleetServer(t)
 
 	// The first admin signs in with the one-time password and must choose
 	// a new one before anything else.
@@ -349,15 +376,7 @@ func TestDashboardInBrowser(t *testing.T) {
 
 	// A viewer sees the campaign but no buttons, and a forged post with
 	// the viewer's own valid CSRF token is refused for the role.
-	hash := <-viewerHash
-	if strings.HasPrefix(hash, "error: ") {
-		t.Fatal(hash)
-	}
-	now := fe.clock.Now()
-	if _, err := fe.Store.CreateUser(context.Background(), store.User{TenantID: store.DefaultTenant, ID: "usr_vera", Name: "vera",
-		Role: store.RoleViewer, PasswordHash: hash, CreatedAt: now, UpdatedAt: now}, store.Actor{Kind: store.ActorSystem, Name: "browser test"}, now); err != nil {
-		t.Fatal(err)
-	}
+	addViewer(t, fe)
 	viewer := b.NewTab(t, fe.URL, "viewer")
 	signIn(viewer, "vera", viewerPassword, "header .who")
 	viewer.Open("/ui/campaigns/" + id)

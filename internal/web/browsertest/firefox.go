@@ -77,8 +77,7 @@ import (
 type Firefox struct {
 	// StepTimeout bounds each step of a tab [DefaultStepTimeout].
 	StepTimeout time.Duration
-	// Dir is where this test's screenshots go.
-	Dir string
+	*shots
 	// Version is the browser's name and version as the session reports
 	// it, e.g. "firefox 153.8.0esr".
 	Version string
@@ -87,7 +86,6 @@ type Firefox struct {
 	conn *bidiConn
 
 	mu       sync.Mutex
-	shot     int                    // screenshots taken, for file name order
 	tabs     map[string]*FirefoxTab // by browsing context id
 	orphaned []string               // problems from contexts of no tab
 	holds    map[string]*Hold       // by intercept id
@@ -132,13 +130,7 @@ func StartFirefox(t testing.TB) *Firefox {
 	if path == "" {
 		testenv.Missing(t, "firefox is not installed (scripts/install-firefox.sh installs Debian's firefox-esr; or set UPDRAFT_FIREFOX to a Firefox binary)")
 	}
-	dir := filepath.Join(ScreenshotDir(), safeName(t.Name()))
-	if err := os.RemoveAll(dir); err != nil {
-		t.Fatalf("clear screenshot folder: %v", err)
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatalf("screenshot folder: %v", err)
-	}
+	shots := newShots(t)
 	profile, err := os.MkdirTemp("", "updraft-firefox-")
 	if err != nil {
 		t.Fatalf("firefox profile: %v", err)
@@ -161,7 +153,7 @@ func StartFirefox(t testing.TB) *Firefox {
 		os.RemoveAll(profile)
 		t.Fatalf("start firefox %s: %v", path, err)
 	}
-	f := &Firefox{StepTimeout: DefaultStepTimeout, Dir: dir, t: t, tabs: map[string]*FirefoxTab{}, holds: map[string]*Hold{}}
+	f := &Firefox{StepTimeout: DefaultStepTimeout, shots: shots, t: t, tabs: map[string]*FirefoxTab{}, holds: map[string]*Hold{}}
 	t.Cleanup(func() {
 		if f.conn != nil {
 			f.conn.close()
@@ -204,7 +196,7 @@ func StartFirefox(t testing.TB) *Firefox {
 	c := session.Capabilities
 	f.Version = c.BrowserName + " " + c.BrowserVersion
 	t.Logf("browser: %s (%s; %s)", path, f.Version, c.UserAgent)
-	t.Logf("screenshots of %s go to %s", t.Name(), dir)
+	t.Logf("screenshots of %s go to %s", t.Name(), shots.Dir)
 	return f
 }
 
@@ -589,15 +581,7 @@ func (tab *FirefoxTab) screenshot(ctx context.Context) ([]byte, error) {
 }
 
 func (tab *FirefoxTab) save(name, ext string, data []byte) string {
-	tab.f.mu.Lock()
-	tab.f.shot++
-	n := tab.f.shot
-	tab.f.mu.Unlock()
-	p := filepath.Join(tab.f.Dir, fmt.Sprintf("%02d-%s-%s%s", n, safeName(tab.name), safeName(name), ext))
-	if err := os.WriteFile(p, data, 0o644); err != nil {
-		tab.t.Fatalf("save %s: %v", p, err)
-	}
-	return p
+	return tab.f.save(tab.t, tab.name, name, ext, data)
 }
 
 // CheckConsole fails the test if the tab saw an uncaught script error or a

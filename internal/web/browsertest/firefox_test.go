@@ -4,7 +4,6 @@ package browsertest_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -13,8 +12,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/updraft/updraft/internal/auth"
-	"github.com/updraft/updraft/internal/clock"
 	"github.com/updraft/updraft/internal/store"
 	"github.com/updraft/updraft/internal/web/browsertest"
 )
@@ -118,22 +115,10 @@ func TestFirefox(t *testing.T) {
 // Creating a campaign through the form is covered in Chromium only; here
 // the campaign is created through the API.
 func TestDashboardInFirefox(t *testing.T) {
-	began := clock.Real{}.Now()
-	// Hashing the viewer's password takes seconds under -race: start now.
-	const viewerPassword = "the viewer's password 12"
-	viewerHash := make(chan string, 1)
-	go func() {
-		h, err := auth.HashPassword(viewerPassword, auth.DefaultArgon2Params())
-		if err != nil {
-			h = "error: " + err.Error()
-		}
-		viewerHash <- h
-	}()
+	step := stepLogger(t)
+	addViewer := prepareViewer()
 	f := browsertest.StartFirefox(t)
 	fe := startFleetServer(t)
-	step := func(what string) {
-		t.Logf("%6.1f s  %s", clock.Since(clock.Real{}, began).Seconds(), what)
-	}
 
 	admin := f.NewTab(t, fe.URL, "admin")
 	admin.Open("/ui/")
@@ -272,15 +257,7 @@ func TestDashboardInFirefox(t *testing.T) {
 
 	// A viewer, in a window with its own cookies, sees the campaign live
 	// but no buttons.
-	hash := <-viewerHash
-	if strings.HasPrefix(hash, "error: ") {
-		t.Fatal(hash)
-	}
-	now := fe.clock.Now()
-	if _, err := fe.Store.CreateUser(context.Background(), store.User{TenantID: store.DefaultTenant, ID: "usr_vera", Name: "vera",
-		Role: store.RoleViewer, PasswordHash: hash, CreatedAt: now, UpdatedAt: now}, store.Actor{Kind: store.ActorSystem, Name: "browser test"}, now); err != nil {
-		t.Fatal(err)
-	}
+	addViewer(t, fe)
 	viewer := f.NewTab(t, fe.URL, "viewer")
 	viewer.Open("/ui/login")
 	firefoxSignIn(viewer, "vera", viewerPassword, "header .who")
