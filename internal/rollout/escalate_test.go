@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"github.com/updraft/updraft/internal/campaign"
-	"github.com/updraft/updraft/internal/notify"
-	"github.com/updraft/updraft/internal/rollout"
 	"github.com/updraft/updraft/internal/store"
 )
 
@@ -285,7 +283,7 @@ func raceAsking(t *testing.T, op func(s *sim, ctx context.Context, id string), p
 		}
 	}
 	rc := &racer{Store: s.st, op: func(ctx context.Context, id string) { op(s, ctx, id) }}
-	s.eng = engineOn(s, rc)
+	s.eng = s.newEngineOn("replica-a", rc)
 	return s, c, rc
 }
 
@@ -460,7 +458,7 @@ func TestLeaningHoldPauseDuringTheAdvancingTick(t *testing.T) {
 			s.t.Fatal(err)
 		}
 	}}
-	s.eng = engineOn(s, rc)
+	s.eng = s.newEngineOn("replica-a", rc)
 	if _, err := campaign.Approve(s.ctx, s.st, store.DefaultTenant, c.ID, admin, s.clock.Now()); err != nil {
 		t.Fatal(err)
 	}
@@ -484,21 +482,4 @@ func TestLeaningHoldPauseDuringTheAdvancingTick(t *testing.T) {
 	if n := approvalEvents(s, hook); n != 1 {
 		t.Fatalf("%d approval_needed events, want the one question", n)
 	}
-}
-
-// engineOn is the simulation's engine on another store (a wrapper).
-func engineOn(s *sim, st store.Store) *rollout.Engine {
-	s.t.Helper()
-	e, err := rollout.New(rollout.Config{
-		Store: st, Clock: s.clock, Holder: "replica-a", Interval: 10 * time.Minute, LeaseTTL: 30 * time.Minute, Lag: -1,
-		Notifier: notify.NotifierFunc(func(_, id string) {
-			s.mu.Lock()
-			s.notified[id] = true
-			s.mu.Unlock()
-		}),
-	})
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	return e
 }

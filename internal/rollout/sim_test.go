@@ -107,9 +107,13 @@ func newSim(t *testing.T, st *sqlstore.Store, seed uint64) *sim {
 	return s
 }
 
-func (s *sim) newEngine(holder string) *rollout.Engine {
+func (s *sim) newEngine(holder string) *rollout.Engine { return s.newEngineOn(holder, s.st) }
+
+// newEngineOn is the simulation's engine on st (the sim's store or a
+// wrapper of it).
+func (s *sim) newEngineOn(holder string, st store.Store) *rollout.Engine {
 	e, err := rollout.New(rollout.Config{
-		Store: s.st, Clock: s.clock, Holder: holder, Interval: 10 * time.Minute, LeaseTTL: 30 * time.Minute, Lag: -1,
+		Store: st, Clock: s.clock, Holder: holder, Interval: 10 * time.Minute, LeaseTTL: 30 * time.Minute, Lag: -1,
 		Notifier: notify.NotifierFunc(func(_, id string) {
 			s.mu.Lock()
 			s.notified[id] = true
