@@ -18,25 +18,13 @@ for c in chromium chromium-browser; do
 	fi
 done
 
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then
-	SUDO="sudo"
-fi
-export DEBIAN_FRONTEND=noninteractive
-
-# apt-cache knows no candidate until the package lists have been fetched once.
-if ! apt-cache policy chromium 2>/dev/null | grep -q 'Candidate: [0-9]'; then
-	$SUDO apt-get update
-fi
+# shellcheck source=scripts/apt-held.sh
+. "$(dirname "$0")/apt-held.sh"
 pkg=chromium
 if [ -n "${UPDRAFT_CHROMIUM_VERSION:-}" ]; then
 	pkg="chromium=$UPDRAFT_CHROMIUM_VERSION chromium-common=$UPDRAFT_CHROMIUM_VERSION"
 fi
-# fonts-liberation gives pages and screenshots readable text; no
-# recommends keeps the desktop pieces out.
-# shellcheck disable=SC2086 # word splitting of the package list is intended
-$SUDO apt-get install -y --no-install-recommends $pkg fonts-liberation
-$SUDO apt-mark hold chromium chromium-common >/dev/null
+apt_install_held chromium "$pkg" "chromium chromium-common"
 
 command -v chromium >/dev/null 2>&1 || { echo "install-chromium: chromium still missing" >&2; exit 1; }
 echo "chromium installed: $(chromium --version 2>/dev/null)"

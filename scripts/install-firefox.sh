@@ -17,25 +17,13 @@ for c in firefox-esr firefox; do
 	fi
 done
 
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then
-	SUDO="sudo"
-fi
-export DEBIAN_FRONTEND=noninteractive
-
-# apt-cache knows no candidate until the package lists have been fetched once.
-if ! apt-cache policy firefox-esr 2>/dev/null | grep -q 'Candidate: [0-9]'; then
-	$SUDO apt-get update
-fi
+# shellcheck source=scripts/apt-held.sh
+. "$(dirname "$0")/apt-held.sh"
 pkg=firefox-esr
 if [ -n "${UPDRAFT_FIREFOX_VERSION:-}" ]; then
 	pkg="firefox-esr=$UPDRAFT_FIREFOX_VERSION"
 fi
-# fonts-liberation gives pages and screenshots readable text; no
-# recommends keeps the desktop pieces out.
-# shellcheck disable=SC2086 # word splitting of the package list is intended
-$SUDO apt-get install -y --no-install-recommends $pkg fonts-liberation
-$SUDO apt-mark hold firefox-esr >/dev/null
+apt_install_held firefox-esr "$pkg" "firefox-esr"
 
 command -v firefox-esr >/dev/null 2>&1 || { echo "install-firefox: firefox-esr still missing" >&2; exit 1; }
 echo "firefox installed: $(firefox-esr --version 2>/dev/null)"
