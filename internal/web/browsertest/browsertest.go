@@ -69,14 +69,18 @@ type Browser struct {
 
 // FindChromium returns the path of the chromium binary, or "" when there
 // is none.
-func FindChromium() string {
-	if p := os.Getenv("UPDRAFT_CHROMIUM"); p != "" {
+func FindChromium() string { return findBrowser("UPDRAFT_CHROMIUM", "chromium", "chromium-browser") }
+
+// findBrowser returns the binary the environment variable env names, else
+// the first of names on PATH, or "".
+func findBrowser(env string, names ...string) string {
+	if p := os.Getenv(env); p != "" {
 		if lp, err := exec.LookPath(p); err == nil {
 			return lp
 		}
 		return ""
 	}
-	for _, name := range []string{"chromium", "chromium-browser"} {
+	for _, name := range names {
 		if p, err := exec.LookPath(name); err == nil {
 			return p
 		}

@@ -174,6 +174,39 @@ func postStatus(tab *browsertest.Tab, path, body string) int {
 	return browsertest.Run(tab, "post "+path, chromedp.Evaluate[int](js, chromedp.EvalAwaitPromise))
 }
 
+// anyTab is what the shared steps need of a tab, in Chromium or Firefox.
+type anyTab interface {
+	Open(path string)
+	WaitFor(what, expr string)
+	Screenshot(name string) string
+}
+
+// fleetOnOverview runs the simulated fleet, publishes 2.0.0 for it, checks
+// that the fleet overview counts the devices by state and installed
+// version, and opens the device list with every device on it. It returns
+// the release and how many devices are of revision A.
+func (fe *fleetEnv) fleetOnOverview(t *testing.T, admin anyTab, step func(string)) (store.Release, int) {
+	t.Helper()
+	fe.runFleet(t)
+	step(fmt.Sprintf("%d simulated devices checked in", fleetSize))
+	rel := fe.publish(t, "2.0.0")
+
+	admin.Open("/ui/")
+	admin.WaitFor("the overview to count the fleet", fmt.Sprintf(`(document.getElementById("overview-total") || {}).textContent === "%d"`, fleetSize))
+	admin.WaitFor("the overview's versions chart to show the fleet's 1.0.0", `(document.getElementById("overview-versions") || {textContent: ""}).textContent.includes("1.0.0")`)
+	admin.Screenshot("overview")
+
+	revA := 0
+	for _, d := range fe.fleet.Devices() {
+		if d.Identity.HWRev == "A" {
+			revA++
+		}
+	}
+	admin.Open("/ui/devices")
+	admin.WaitFor("every device listed", fmt.Sprintf(`document.querySelectorAll("#device-results tbody tr").length === %d`, fleetSize))
+	return rel, revA
+}
+
 // viewerPassword is the password of the viewer "vera" that the browser
 // tests sign in as.
 const viewerPassword = "the viewer's password 12"
@@ -246,28 +279,9 @@ func TestDashboardInBrowser(t *testing.T) {
 	)
 	step("signed in, password changed")
 
-	// A simulated fleet checks in; a release is published for it.
-	fe.runFleet(t)
-	step(fmt.Sprintf("%d simulated devices checked in", fleetSize))
-	rel := fe.publish(t, "2.0.0")
-
-	// The fleet overview counts the simulated devices, by state and
-	// installed version.
-	admin.Open("/ui/")
-	admin.WaitFor("the overview to count the fleet", fmt.Sprintf(`(document.getElementById("overview-total") || {}).textContent === "%d"`, fleetSize))
-	admin.WaitFor("the overview's versions chart to show the fleet's 1.0.0", `(document.getElementById("overview-versions") || {textContent: ""}).textContent.includes("1.0.0")`)
-	admin.Screenshot("overview")
-
-	// Device search: a bad expression is pointed at its column, a good one
-	// lists exactly the matching devices.
-	revA := 0
-	for _, d := range fe.fleet.Devices() {
-		if d.Identity.HWRev == "A" {
-			revA++
-		}
-	}
-	admin.Open("/ui/devices")
-	admin.WaitFor("every device listed", fmt.Sprintf(`document.querySelectorAll("#device-results tbody tr").length === %d`, fleetSize))
+	// The fleet overview, then device search: a bad expression is pointed
+	// at its column, a good one lists exactly the matching devices.
+	rel, revA := fe.fleetOnOverview(t, admin, step)
 	admin.Do("search with a bad expression",
 		chromedp.SendKeys(chromedp.ID("device-search"), `hw_rev == A`),
 		chromedp.Click(chromedp.ID("device-search-submit")),

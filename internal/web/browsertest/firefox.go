@@ -93,20 +93,7 @@ type Firefox struct {
 
 // FindFirefox returns the path of the firefox binary, or "" when there is
 // none.
-func FindFirefox() string {
-	if p := os.Getenv("UPDRAFT_FIREFOX"); p != "" {
-		if lp, err := exec.LookPath(p); err == nil {
-			return lp
-		}
-		return ""
-	}
-	for _, name := range []string{"firefox-esr", "firefox"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	return ""
-}
+func FindFirefox() string { return findBrowser("UPDRAFT_FIREFOX", "firefox-esr", "firefox") }
 
 // firefoxPrefs go into the fresh profile's user.js. Firefox's remote agent
 // sets its own recommended preferences for automation; these only keep the

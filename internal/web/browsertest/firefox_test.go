@@ -157,25 +157,9 @@ func TestDashboardInFirefox(t *testing.T) {
 	admin.WaitVisible(`p.notice[role="status"]`)
 	step("signed in, password changed")
 
-	fe.runFleet(t)
-	step(fmt.Sprintf("%d simulated devices checked in", fleetSize))
-	rel := fe.publish(t, "2.0.0")
-
-	admin.Open("/ui/")
-	admin.WaitFor("the overview to count the fleet", fmt.Sprintf(`(document.getElementById("overview-total") || {}).textContent === "%d"`, fleetSize))
-	admin.WaitFor("the overview's versions chart to show the fleet's 1.0.0", `(document.getElementById("overview-versions") || {textContent: ""}).textContent.includes("1.0.0")`)
-	admin.Screenshot("overview")
-
-	// Device search: a bad expression is pointed at its column, a good one
-	// lists exactly the matching devices.
-	revA := 0
-	for _, d := range fe.fleet.Devices() {
-		if d.Identity.HWRev == "A" {
-			revA++
-		}
-	}
-	admin.Open("/ui/devices")
-	admin.WaitFor("every device listed", fmt.Sprintf(`document.querySelectorAll("#device-results tbody tr").length === %d`, fleetSize))
+	// The fleet overview, then device search: a bad expression is pointed
+	// at its column, a good one lists exactly the matching devices.
+	rel, revA := fe.fleetOnOverview(t, admin, step)
 	// Typing asks for the match count. A count request that fails (the
 	// server restarting, the network gone, or in Firefox a navigation that
 	// cuts it short) must not leave an uncaught error in the page.
